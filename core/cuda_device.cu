@@ -1,0 +1,107 @@
+// The CUDA device through the CUDA runtime (the emulated runtime in an emulator build).
+#include <atomic>
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "core/cuda_device.h"
+
+namespace gradaccum {
+namespace {
+std::atomic<std::size_t> g_bytes_in_use{0};
+
+cudaMemcpyKind to_cuda(detail::CopyKind kind) {
+  switch (kind) {
+    case detail::CopyKind::HostToDevice:
+      return cudaMemcpyHostToDevice;
+    case detail::CopyKind::DeviceToHost:
+      return cudaMemcpyDeviceToHost;
+    case detail::CopyKind::DeviceToDevice:
+      return cudaMemcpyDeviceToDevice;
+    case detail::CopyKind::HostToHost:
+      break;
+  }
+  return cudaMemcpyHostToHost;
+}
+}  // namespace
+
+bool built_with_cuda() { return true; }
+
+int cuda_device_count() {
+  int n = 0;
+  // No driver or no device is an error code here, not an exception: the answer is 0.
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return 0;
+  }
+  return n;
+}
+
+bool cuda_available() { return cuda_device_count() > 0; }
+
+std::string cuda_device_name() {
+  GA_CHECK(cuda_available(), "no CUDA device is available");
+  cudaDeviceProp prop{};
+  GA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  return prop.name;
+}
+
+void cuda_synchronize() { GA_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+std::size_t cuda_bytes_in_use() { return g_bytes_in_use.load(); }
+
+namespace detail {
+
+void* cuda_allocate(std::size_t bytes) {
+  GA_CHECK(cuda_available(), "a CUDA tensor needs a CUDA device, and none is available");
+  void* ptr = nullptr;
+  const cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    throw OutOfMemoryError("CUDA out of memory allocating " + std::to_string(bytes) + " bytes",
+                           bytes, __FILE__, __LINE__);
+  }
+  GA_CUDA_CHECK(err);
+  g_bytes_in_use += bytes;
+  return ptr;
+}
+
+void cuda_release(void* ptr, std::size_t bytes) noexcept {
+  // A destructor path: report nothing, throw nothing. A failing free means the context is
+  // already broken, and the next checked call will say so.
+  if (cudaFree(ptr) == cudaSuccess) g_bytes_in_use -= bytes;
+}
+
+void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
+  GA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_cuda(kind)));
+}
+
+void cuda_zero(void* ptr, std::size_t bytes) { GA_CUDA_CHECK(cudaMemset(ptr, 0, bytes)); }
+
+const char* cublas_status_name(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR:
+      return "CUBLAS_STATUS_LICENSE_ERROR";
+  }
+  return "unknown cublasStatus_t";
+}
+
+}  // namespace detail
+}  // namespace gradaccum

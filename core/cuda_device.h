@@ -1,0 +1,27 @@
+// The library's CUDA device: a real GPU, or the emulated one in an emulator build. Everything
+// here is safe to call in any build; without CUDA support the device simply does not exist.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace gradaccum {
+
+bool built_with_cuda();      // compiled with CUDA support (real or emulated)
+int cuda_device_count();     // 0 when there is no driver or no device; never throws
+bool cuda_available();       // cuda_device_count() > 0
+std::string cuda_device_name();  // throws when no device
+void cuda_synchronize();     // waits for all work on the device; throws on a device error
+
+// Bytes gradaccum currently holds on the device (its own count, exact, for leak checks).
+std::size_t cuda_bytes_in_use();
+
+namespace detail {
+enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice, HostToHost };
+void* cuda_allocate(std::size_t bytes);  // throws OutOfMemoryError naming the bytes
+void cuda_release(void* ptr, std::size_t bytes) noexcept;
+void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind);
+void cuda_zero(void* ptr, std::size_t bytes);
+}  // namespace detail
+
+}  // namespace gradaccum

@@ -1,0 +1,64 @@
+#include "core/random.h"
+
+#include <cmath>
+#include <vector>
+
+namespace gradaccum {
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+template <typename Draw>
+Tensor draw(const Shape& shape, std::uint64_t seed, DType dtype, Device device, Draw&& f) {
+  CounterRng rng(seed);
+  std::vector<float> values(static_cast<std::size_t>(shape.numel()));
+  for (float& v : values) v = f(rng);
+  return Tensor::from_vector(values, shape, dtype, device);
+}
+
+}  // namespace
+
+std::uint64_t CounterRng::next() { return splitmix64(seed_ ^ splitmix64(counter_++)); }
+
+float CounterRng::uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f; }
+
+float CounterRng::normal() {
+  const double u1 = (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+  const double u2 = static_cast<double>(next() >> 11) * 0x1.0p-53;
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+}
+
+Tensor uniform(const Shape& shape, float low, float high, std::uint64_t seed, DType dtype,
+               Device device) {
+  GA_CHECK(low <= high, "uniform: low " << low << " must not exceed high " << high);
+  return draw(shape, seed, dtype, device,
+              [=](CounterRng& r) { return low + (high - low) * r.uniform(); });
+}
+
+Tensor normal(const Shape& shape, float mean, float stddev, std::uint64_t seed, DType dtype,
+              Device device) {
+  GA_CHECK(stddev >= 0, "normal: stddev must be >= 0, got " << stddev);
+  return draw(shape, seed, dtype, device,
+              [=](CounterRng& r) { return mean + stddev * r.normal(); });
+}
+
+Tensor linear_weight_init(std::int64_t in, std::int64_t out, std::uint64_t seed, DType dtype,
+                          Device device) {
+  GA_CHECK(in > 0 && out > 0, "linear init: in and out must be > 0, got " << in << ", " << out);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in));
+  return uniform({out, in}, -bound, bound, seed, dtype, device);
+}
+
+Tensor linear_bias_init(std::int64_t in, std::int64_t out, std::uint64_t seed, DType dtype,
+                        Device device) {
+  GA_CHECK(in > 0 && out > 0, "linear init: in and out must be > 0, got " << in << ", " << out);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in));
+  return uniform({out}, -bound, bound, seed, dtype, device);
+}
+
+}  // namespace gradaccum

@@ -1,0 +1,56 @@
+#include "core/storage.h"
+
+#include <new>
+#include <utility>
+
+#include "core/cuda_device.h"
+#include "core/error.h"
+
+namespace gradaccum {
+namespace {
+constexpr std::align_val_t kHostAlignment{64};  // a cache line, and enough for AVX-512 loads
+}
+
+Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  if (bytes == 0) return;
+  if (device == Device::CPU) {
+    try {
+      ptr_ = ::operator new(bytes, kHostAlignment);
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) + " bytes",
+                             bytes, __FILE__, __LINE__);
+    }
+  } else {
+    ptr_ = detail::cuda_allocate(bytes);
+  }
+}
+
+Storage::~Storage() { release(); }
+
+Storage::Storage(Storage&& other) noexcept
+    : ptr_(std::exchange(other.ptr_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)),
+      device_(other.device_) {}
+
+Storage& Storage::operator=(Storage&& other) noexcept {
+  if (this != &other) {
+    release();
+    ptr_ = std::exchange(other.ptr_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+    device_ = other.device_;
+  }
+  return *this;
+}
+
+void Storage::release() noexcept {
+  if (ptr_ == nullptr) return;
+  if (device_ == Device::CPU) {
+    ::operator delete(ptr_, kHostAlignment);
+  } else {
+    detail::cuda_release(ptr_, bytes_);
+  }
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
+}  // namespace gradaccum
