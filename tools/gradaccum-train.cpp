@@ -1,0 +1,281 @@
+// gradaccum-train: trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) with L1 loss and
+// SGD, each step one batch of B rows split in order into micro-batches accumulated in one window.
+// Prints the loss per step and a summary; a progress line when stdout is a terminal.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "autograd/nn.h"
+#include "core/cuda_device.h"
+#include "core/npy.h"
+#include "core/random.h"
+#include "flags.h"
+#include "optim/optim.h"
+
+namespace ga = gradaccum;
+using ga::tools::FlagError;
+using ga::tools::Flags;
+
+namespace {
+
+const char* kUsage = R"(usage: gradaccum-train [flags]
+
+Trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) with L1 loss and SGD. Step s uses rows
+[s*B, (s+1)*B) of the data, split in order into micro-batches whose gradients are accumulated
+into one optimizer step (divided once by the true count).
+
+  --device auto|cpu|cuda      where to train (auto: cuda when a device is present)    [auto]
+  --dtype f32|f16             model dtype; gradients and master weights are always f32  [f32]
+  --in N --hidden N --out N   layer sizes                                         [32 128 8]
+  --batch B                   samples per optimizer step                                 [256]
+  --accum K                   micro-batches per step (sizes as even as possible)           [1]
+  --micro-batch M             or: micro-batches of M rows (the last one may be smaller)
+  --steps S                   optimizer steps                                            [100]
+  --lr X --momentum X --weight-decay X --dampening X --nesterov                  [0.05 0.9 0 0]
+  --reduction mean|sum        L1 loss reduction                                         [mean]
+  --normalize window|micro-batch
+                              window: divide the window's sums once by the true count (exact);
+                              micro-batch: per-micro-batch mean, then / K (the common recipe)
+  --accum-mode naive|kahan    gradient accumulation                                    [naive]
+  --loss-scale none|dynamic|<value>                                                     [none]
+  --overflow skip-step|drop-micro-batch                                           [skip-step]
+  --deterministic             bit-identical parameters whatever the micro-batch split (f32)
+  --gemm auto|handwritten|vendor                                                        [auto]
+  --seed N                    initialisation and synthetic data seed                       [0]
+  --data X.npy --targets Y.npy
+                              training data [rows, in] and targets [rows, out]; without them a
+                              synthetic regression task (a fixed random teacher network)
+  --load-weights DIR --save-weights DIR
+                              fc1.weight.npy, fc1.bias.npy, fc2.weight.npy, fc2.bias.npy
+  --print-every N             print the loss every N steps (0: only the summary)           [1]
+  --help
+)";
+
+struct Config {
+  ga::Device device = ga::Device::CPU;
+  ga::DType dtype = ga::DType::f32;
+  std::int64_t in = 32, hidden = 128, out = 8, batch = 256, steps = 100, print_every = 1;
+  std::vector<std::int64_t> micro_sizes;
+  double lr = 0.05, momentum = 0.9, weight_decay = 0, dampening = 0;
+  bool nesterov = false, deterministic = false;
+  ga::Reduction reduction = ga::Reduction::Mean;
+  ga::optim::WindowOptions window;
+  ga::GemmConfig gemm;
+  std::uint64_t seed = 0;
+  std::string data, targets, load_dir, save_dir;
+};
+
+// Splits B rows into micro-batch sizes: K as even as possible, or chunks of M.
+std::vector<std::int64_t> split_batch(std::int64_t batch, std::int64_t accum, std::int64_t micro) {
+  std::vector<std::int64_t> sizes;
+  if (micro > 0) {
+    for (std::int64_t r = 0; r < batch; r += micro) sizes.push_back(std::min(micro, batch - r));
+  } else {
+    if (accum > batch) {
+      throw FlagError("--accum " + std::to_string(accum) + " exceeds --batch " +
+                      std::to_string(batch) + " (each micro-batch needs at least one sample)");
+    }
+    for (std::int64_t i = 0; i < accum; ++i) sizes.push_back(batch / accum + (i < batch % accum));
+  }
+  return sizes;
+}
+
+Config parse(int argc, char** argv) {
+  const Flags f(argc, argv,
+                {"device", "dtype", "in", "hidden", "out", "batch", "accum", "micro-batch",
+                 "steps", "lr", "momentum", "weight-decay", "dampening", "reduction", "normalize",
+                 "accum-mode", "loss-scale", "overflow", "gemm", "seed", "data", "targets",
+                 "load-weights", "save-weights", "print-every"},
+                {"nesterov", "deterministic", "help"});
+  if (f.on("help")) {
+    std::fputs(kUsage, stdout);
+    std::exit(0);
+  }
+  Config c;
+  const std::int64_t kMax = std::int64_t{1} << 40;
+  const std::string device = f.choice("device", "auto", {"auto", "cpu", "cuda"});
+  if (device == "cuda" && !ga::cuda_available()) {
+    throw FlagError(ga::built_with_cuda()
+                        ? "--device cuda: no CUDA device is available"
+                        : "--device cuda: this build of gradaccum has no CUDA support");
+  }
+  c.device = (device == "cuda" || (device == "auto" && ga::cuda_available())) ? ga::Device::CUDA
+                                                                              : ga::Device::CPU;
+  c.dtype = f.choice("dtype", "f32", {"f32", "f16"}) == "f16" ? ga::DType::f16 : ga::DType::f32;
+  c.in = f.integer("in", c.in, 1, 1 << 20);
+  c.hidden = f.integer("hidden", c.hidden, 1, 1 << 20);
+  c.out = f.integer("out", c.out, 1, 1 << 20);
+  c.batch = f.integer("batch", c.batch, 1, kMax);
+  if (f.has("accum") && f.has("micro-batch")) {
+    throw FlagError("give --accum or --micro-batch, not both");
+  }
+  c.micro_sizes = split_batch(c.batch, f.integer("accum", 1, 1, kMax),
+                              f.integer("micro-batch", 0, 1, kMax));
+  c.steps = f.integer("steps", c.steps, 1, kMax);
+  c.print_every = f.integer("print-every", c.print_every, 0, kMax);
+  c.lr = f.number("lr", c.lr, 0, 1e6);
+  c.momentum = f.number("momentum", c.momentum, 0, 1);
+  c.weight_decay = f.number("weight-decay", c.weight_decay, 0, 1e6);
+  c.dampening = f.number("dampening", c.dampening, 0, 1);
+  c.nesterov = f.on("nesterov");
+  c.reduction = f.choice("reduction", "mean", {"mean", "sum"}) == "sum" ? ga::Reduction::Sum
+                                                                         : ga::Reduction::Mean;
+  c.window.normalization(f.choice("normalize", "window", {"window", "micro-batch"}) == "window"
+                             ? ga::optim::Normalization::Window
+                             : ga::optim::Normalization::MicroBatch);
+  c.window.compensation(f.choice("accum-mode", "naive", {"naive", "kahan"}) == "kahan"
+                            ? ga::optim::Compensation::Kahan
+                            : ga::optim::Compensation::None);
+  const std::string scale = f.str("loss-scale", "none");
+  if (scale == "dynamic") {
+    c.window.loss_scaling(ga::optim::LossScaling::dynamic());
+  } else if (scale != "none") {
+    c.window.loss_scaling(ga::optim::LossScaling::fixed(
+        static_cast<float>(f.number("loss-scale", 1, 1e-30, 1e30))));
+  }
+  c.window.overflow(f.choice("overflow", "skip-step", {"skip-step", "drop-micro-batch"}) ==
+                            "skip-step"
+                        ? ga::optim::OverflowPolicy::SkipStep
+                        : ga::optim::OverflowPolicy::DropMicroBatch);
+  c.deterministic = f.on("deterministic");
+  const std::string gemm = f.choice("gemm", "auto", {"auto", "handwritten", "vendor"});
+  c.gemm.backend = gemm == "auto"          ? ga::GemmBackend::Auto
+                   : gemm == "handwritten" ? ga::GemmBackend::Handwritten
+                                           : ga::GemmBackend::Vendor;
+  c.gemm.deterministic = c.deterministic;
+  if (c.deterministic && c.gemm.backend == ga::GemmBackend::Vendor) {
+    throw FlagError("--deterministic needs gradaccum's own kernels, not --gemm vendor");
+  }
+  c.seed = static_cast<std::uint64_t>(f.integer("seed", 0, 0, INT64_MAX));
+  c.data = f.str("data", "");
+  c.targets = f.str("targets", "");
+  if (c.data.empty() != c.targets.empty()) throw FlagError("--data and --targets go together");
+  c.load_dir = f.str("load-weights", "");
+  c.save_dir = f.str("save-weights", "");
+  return c;
+}
+
+ga::nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out,
+                            std::uint64_t seed) {
+  return ga::nn::Sequential({{"fc1", ga::nn::Linear(ga::nn::LinearOptions(in, hidden).seed(seed))},
+                             {"relu", ga::nn::ReLU()},
+                             {"fc2", ga::nn::Linear(ga::nn::LinearOptions(hidden, out).seed(
+                                         seed + 1))}});
+}
+
+// The training data: from .npy files, or a synthetic regression task y = teacher(x).
+void load_data(const Config& c, std::int64_t rows, ga::Tensor& x, ga::Tensor& y) {
+  if (!c.data.empty()) {
+    x = ga::load_npy(c.data);
+    y = ga::load_npy(c.targets);
+    GA_CHECK(x.rank() == 2 && x.size(1) == c.in,
+             "--data " << c.data << ": expected shape [rows, " << c.in << "], got "
+                       << x.shape().str());
+    GA_CHECK(y.rank() == 2 && y.size(1) == c.out,
+             "--targets " << c.targets << ": expected shape [rows, " << c.out << "], got "
+                          << y.shape().str());
+    GA_CHECK(x.size(0) == y.size(0), "--data has " << x.size(0) << " rows but --targets has "
+                                                   << y.size(0));
+    GA_CHECK(x.size(0) >= rows, "--steps " << c.steps << " x --batch " << c.batch << " needs "
+                                           << rows << " rows; the data has " << x.size(0));
+    for (float v : x.to_vector()) GA_CHECK(std::isfinite(v), "--data contains non-finite values");
+    for (float v : y.to_vector()) {
+      GA_CHECK(std::isfinite(v), "--targets contains non-finite values");
+    }
+    x = x.to(c.dtype);
+    y = y.to(c.dtype);
+    return;
+  }
+  x = ga::uniform({rows, c.in}, -1.0f, 1.0f, c.seed * 7919 + 17, c.dtype);
+  ga::nn::Sequential teacher = make_mlp(c.in, c.hidden, c.out, c.seed + 1000003);
+  teacher.to(c.dtype);
+  ga::autograd::NoGradGuard no_grad;
+  ga::autograd::Variable t = teacher.forward(ga::autograd::Variable(x.clone()));
+  y = t.value().clone();
+}
+
+int run(const Config& c) {
+  const std::int64_t rows = c.steps * c.batch;
+  ga::Tensor x, y;
+  load_data(c, rows, x, y);
+
+  ga::nn::Sequential model = make_mlp(c.in, c.hidden, c.out, c.seed);
+  if (!c.load_dir.empty()) model.load(c.load_dir);
+  model.to(c.dtype);
+  model.to(c.device);
+  model.set_gemm_config(c.gemm);
+  ga::nn::L1Loss loss_fn(c.reduction);
+  ga::optim::AccumulationWindow window(model.parameters(), c.window);
+  ga::optim::SGD opt(model.parameters(), ga::optim::SGDOptions(c.lr)
+                                             .momentum(c.momentum)
+                                             .dampening(c.dampening)
+                                             .weight_decay(c.weight_decay)
+                                             .nesterov(c.nesterov));
+
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  std::printf("gradaccum-train: %s %s, MLP %lld-%lld-%lld, batch %lld = %zu micro-batch(es), "
+              "%lld steps, L1 %s, normalize %s\n",
+              ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
+              static_cast<long long>(c.hidden), static_cast<long long>(c.out),
+              static_cast<long long>(c.batch), c.micro_sizes.size(),
+              static_cast<long long>(c.steps), ga::reduction_name(c.reduction),
+              ga::optim::normalization_name(c.window.normalization()));
+  std::fflush(stdout);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  ga::optim::StepReport last;
+  std::int64_t skipped = 0, dropped = 0;
+  for (std::int64_t s = 0; s < c.steps; ++s) {
+    window.zero_grad();
+    std::int64_t row = s * c.batch;
+    for (std::int64_t m : c.micro_sizes) {
+      ga::autograd::Variable xb(x.rows(row, row + m).to(c.device));
+      ga::autograd::Variable yb(y.rows(row, row + m).to(c.device));
+      window.backward(loss_fn(model.forward(xb), yb));
+      row += m;
+    }
+    last = opt.step(window);
+    skipped += last.applied ? 0 : 1;
+    dropped += last.micro_batches_dropped;
+    const bool print = c.print_every > 0 && ((s + 1) % c.print_every == 0 || s == 0);
+    if (print) {
+      if (tty) std::printf("\r\033[K");
+      std::printf("step %lld  loss %.6g%s\n", static_cast<long long>(s + 1), last.loss,
+                  last.applied ? "" : "  (skipped: non-finite gradients)");
+    } else if (tty) {
+      std::printf("\r[%lld/%lld] loss %.6g", static_cast<long long>(s + 1),
+                  static_cast<long long>(c.steps), last.loss);
+      std::fflush(stdout);
+    }
+  }
+  if (c.device == ga::Device::CUDA) ga::cuda_synchronize();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (tty) std::printf("\r\033[K");
+  if (!c.save_dir.empty()) model.save(c.save_dir);
+  std::printf("summary: steps %lld, samples/s %.4g, step time %.4g ms, final loss %.6g, "
+              "skipped steps %lld, dropped micro-batches %lld, loss scale %g\n",
+              static_cast<long long>(c.steps), static_cast<double>(rows) / secs,
+              1e3 * secs / static_cast<double>(c.steps), last.loss,
+              static_cast<long long>(skipped), static_cast<long long>(dropped), last.loss_scale);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const FlagError& e) {
+    std::fprintf(stderr, "gradaccum-train: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gradaccum-train: error: %s\n", e.what());
+    return 1;
+  }
+}
