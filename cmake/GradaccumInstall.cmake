@@ -18,6 +18,12 @@ install(FILES gradaccum.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/gradaccum)
 install(EXPORT gradaccumTargets NAMESPACE gradaccum:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/gradaccum)
 
 set(GRADACCUM_CONFIG_CUDA_MODE ${GRADACCUM_CUDA_MODE})
+# The toolkit this build used: the package's first guess when a consumer names none (nvcc is
+# often not on PATH, and FindCUDAToolkit would otherwise only try /usr/local/cuda).
+set(GRADACCUM_CONFIG_CUDA_ROOT "")
+if(CUDAToolkit_BIN_DIR)
+  get_filename_component(GRADACCUM_CONFIG_CUDA_ROOT "${CUDAToolkit_BIN_DIR}" DIRECTORY)
+endif()
 configure_package_config_file(cmake/gradaccumConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/gradaccumConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/gradaccum)

@@ -30,19 +30,27 @@ float CounterRng::uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-2
 float CounterRng::normal() {
   const double u1 = (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
   const double u2 = static_cast<double>(next() >> 11) * 0x1.0p-53;
-  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+  constexpr double kTwoPi = 6.283185307179586476925286766559;  // M_PI is not standard C++
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2));
 }
 
 Tensor uniform(const Shape& shape, float low, float high, std::uint64_t seed, DType dtype,
                Device device) {
   GA_CHECK(low <= high, "uniform: low " << low << " must not exceed high " << high);
-  return draw(shape, seed, dtype, device,
-              [=](CounterRng& r) { return low + (high - low) * r.uniform(); });
+  GA_CHECK(std::isfinite(high - low), "uniform: bounds must be finite with a finite width, got ["
+                                          << low << ", " << high << ")");
+  return draw(shape, seed, dtype, device, [=](CounterRng& r) {
+    const float v = low + (high - low) * r.uniform();
+    // The sum can round up to `high`; keep the interval half-open (f32), as documented.
+    return v < high || low == high ? v : std::nextafter(high, low);
+  });
 }
 
 Tensor normal(const Shape& shape, float mean, float stddev, std::uint64_t seed, DType dtype,
               Device device) {
-  GA_CHECK(stddev >= 0, "normal: stddev must be >= 0, got " << stddev);
+  GA_CHECK(stddev >= 0 && std::isfinite(stddev) && std::isfinite(mean),
+           "normal: mean must be finite and stddev finite and >= 0, got mean "
+               << mean << ", stddev " << stddev);
   return draw(shape, seed, dtype, device,
               [=](CounterRng& r) { return mean + stddev * r.normal(); });
 }

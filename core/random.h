@@ -22,6 +22,8 @@ class CounterRng {
   std::uint64_t counter_;
 };
 
+// Element i is low + (high - low) * CounterRng(seed, i).uniform(), in [low, high) for f32
+// (rounding to f16 can reach high). Element i of normal() uses counters 2i and 2i + 1.
 Tensor uniform(const Shape& shape, float low, float high, std::uint64_t seed,
                DType dtype = DType::f32, Device device = Device::CPU);
 Tensor normal(const Shape& shape, float mean, float stddev, std::uint64_t seed,

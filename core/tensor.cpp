@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "core/cuda_device.h"
 #include "core/half.h"
@@ -38,6 +39,22 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, std:
 
 Tensor::Tensor(const Shape& shape, DType dtype, Device device)
     : shape_(shape), dtype_(dtype), storage_(checked_bytes(shape, dtype), device), defined_(true) {}
+
+Tensor::Tensor(Tensor&& other) noexcept
+    : shape_(std::exchange(other.shape_, Shape())),
+      dtype_(other.dtype_),
+      storage_(std::move(other.storage_)),
+      defined_(std::exchange(other.defined_, false)) {}
+
+Tensor& Tensor::operator=(Tensor&& other) noexcept {
+  if (this != &other) {
+    shape_ = std::exchange(other.shape_, Shape());
+    dtype_ = other.dtype_;
+    storage_ = std::move(other.storage_);
+    defined_ = std::exchange(other.defined_, false);
+  }
+  return *this;
+}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(shape, dtype, device);
@@ -131,6 +148,7 @@ void Tensor::zero_() {
 }
 
 Tensor Tensor::reshape(const Shape& shape) && {
+  GA_CHECK(defined_, "reshape of an undefined tensor");
   GA_CHECK(shape.numel() == numel(), "reshape: " << shape_.str() << " has " << numel()
                                                  << " elements, " << shape.str() << " has "
                                                  << shape.numel());

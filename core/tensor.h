@@ -26,8 +26,9 @@ class Tensor {
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape,
                             DType dtype = DType::f32, Device device = Device::CPU);
 
-  Tensor(Tensor&&) noexcept = default;
-  Tensor& operator=(Tensor&&) noexcept = default;
+  // A moved-from tensor is undefined (defined() is false), like a default-constructed one.
+  Tensor(Tensor&& other) noexcept;
+  Tensor& operator=(Tensor&& other) noexcept;
   Tensor(const Tensor&) = delete;
   Tensor& operator=(const Tensor&) = delete;
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Fuzzes the .npy parser: configures and builds the fuzz preset (clang, libFuzzer, ASan + UBSan)
+# into build/fuzz, then runs npy_fuzz for the given number of seconds (default 60) on a scratch
+# copy of tests/fuzz/corpus/npy, so that new corpus entries never land in the repository.
+# Exits non-zero on any crash, sanitizer report or inconsistent parse; the crashing input is kept
+# in build/fuzz/artifacts/.
+#   usage: scripts/fuzz.sh [seconds]        (JOBS=n sets the build parallelism, default 2)
+set -euo pipefail
+
+seconds=${1:-60}
+if ! [[ $seconds =~ ^[0-9]+$ ]] || [[ $seconds -lt 1 ]]; then
+  echo "usage: $0 [seconds]   (a positive whole number; got '$seconds')" >&2
+  exit 2
+fi
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$root/build/fuzz
+
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  cmake -S "$root" -B "$build" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DGRADACCUM_CUDA=OFF -DGRADACCUM_BUILD_FUZZERS=ON \
+    -DGRADACCUM_BUILD_TESTS=OFF -DGRADACCUM_BUILD_BENCHMARKS=OFF \
+    -DGRADACCUM_BUILD_TOOLS=OFF -DGRADACCUM_BUILD_EXAMPLES=OFF
+fi
+cmake --build "$build" --target npy_fuzz -j "${JOBS:-2}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/gradaccum-fuzz.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cp -R "$root/tests/fuzz/corpus/npy" "$work/corpus"
+mkdir -p "$build/artifacts"
+
+echo "fuzzing parse_npy for ${seconds}s (scratch corpus in $work/corpus)"
+status=0
+"$build/tests/fuzz/npy_fuzz" \
+  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+  -dict="$root/tests/fuzz/npy.dict" \
+  -artifact_prefix="$build/artifacts/" -print_final_stats=1 \
+  "$work/corpus" || status=$?
+if [[ $status -ne 0 ]]; then
+  echo "FUZZ FAILURE (exit $status): the input that failed is in $build/artifacts/" >&2
+  exit "$status"
+fi
+echo "fuzz run clean: $(find "$work/corpus" -type f | wc -l) corpus entries after ${seconds}s"
