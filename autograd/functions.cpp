@@ -1,0 +1,229 @@
+// Forward and backward of each op, side by side (micrograd style): the forward computes the
+// value and records, right under it, the rule that turns the output's gradient into the
+// inputs' gradients.
+#include "autograd/functions.h"
+
+#include <initializer_list>
+#include <memory>
+#include <utility>
+
+#include "kernels/l1_loss.h"
+#include "kernels/linear.h"
+#include "kernels/relu.h"
+#include "kernels/window_scalars.h"
+
+namespace gradaccum::autograd {
+namespace {
+
+using detail::BackwardContext;
+using detail::LeafTarget;
+using detail::Tape;
+using detail::TapeEntry;
+using detail::VarData;
+
+// All inputs of one op: defined, one device, one dtype.
+void check_inputs(const char* op,
+                  std::initializer_list<std::pair<const char*, const Variable*>> in) {
+  const Variable* first = nullptr;
+  const char* first_name = "";
+  for (const auto& [name, v] : in) {
+    if (v == nullptr) continue;
+    GA_CHECK(v->defined(), op << ": input '" << name << "' is an undefined Variable");
+    if (first == nullptr) {
+      first = v;
+      first_name = name;
+      continue;
+    }
+    GA_CHECK(v->device() == first->device(), op << ": inputs on different devices: '" << first_name
+                                                << "' is " << first->value().str() << ", '" << name
+                                                << "' is " << v->value().str()
+                                                << " (move the model and the data to one device)");
+    GA_CHECK(v->dtype() == first->dtype(), op << ": inputs of different dtypes: '" << first_name
+                                              << "' is " << first->value().str() << ", '" << name
+                                              << "' is " << v->value().str()
+                                              << " (convert the data to the model's dtype)");
+  }
+}
+
+// Whether the op records, and on which tape (merging the inputs' tapes when two meet).
+std::shared_ptr<Tape> tape_for(const char* op, std::initializer_list<const Variable*> in) {
+  bool needs = false;
+  for (const Variable* v : in)
+    needs = needs || (v != nullptr && v->requires_grad());
+  if (!needs || !grad_enabled()) return nullptr;
+  std::shared_ptr<Tape> tape;
+  for (const Variable* v : in) {
+    if (v == nullptr || !v->requires_grad() || v->tape() == nullptr) continue;
+    std::shared_ptr<Tape> t = v->tape()->resolve();
+    GA_CHECK(!t->freed(), op << ": an input was produced by a graph whose tape backward() "
+                                "already freed; run its forward pass again");
+    if (!tape) {
+      tape = t;
+    } else if (t != tape) {
+      tape->absorb(*t);
+    }
+  }
+  return tape ? tape : std::make_shared<Tape>();
+}
+
+// The result Variable: recorded (non-leaf, requires grad) when `tape` is set.
+Variable make_result(Tensor value, const std::shared_ptr<Tape>& tape) {
+  auto data = std::make_shared<VarData>();
+  data->value = std::move(value);
+  data->is_leaf = tape == nullptr;
+  data->requires_grad = tape != nullptr;
+  return Variable(std::move(data), tape);
+}
+
+}  // namespace
+
+// ---- linear (+ fused ReLU) ----------------------------------------------------------------
+
+Variable linear(const Variable& x, const Variable& w, const Variable& b, bool fuse_relu,
+                const GemmConfig& config) {
+  const bool has_bias = b.defined();
+  check_inputs("linear", {{"x", &x}, {"weight", &w}, {"bias", has_bias ? &b : nullptr}});
+  GA_CHECK(w.is_leaf() && (!has_bias || b.is_leaf()),
+           "linear: weight and bias must be leaf Variables (parameters)");
+  GA_CHECK(x.value().rank() == 2 && w.value().rank() == 2,
+           "linear: expected x [N, in] and weight [out, in], got " << x.value().str() << " and "
+                                                                   << w.value().str());
+  Tensor y = Tensor::empty({x.shape()[0], w.shape()[0]}, x.dtype(), x.device());
+  linear_forward(x.value(), w.value(), has_bias ? &b.value() : nullptr, y, fuse_relu, config);
+
+  std::shared_ptr<Tape> tape = tape_for("linear", {&x, &w, has_bias ? &b : nullptr});
+  Variable out = make_result(std::move(y), tape);
+  if (!tape) return out;
+
+  std::shared_ptr<VarData> xd = x.data(), wd = w.data(), bd = has_bias ? b.data() : nullptr;
+  std::shared_ptr<VarData> yd = out.data();
+  TapeEntry e{fuse_relu ? "linear_relu" : "linear", yd, {xd, wd}, nullptr};
+  if (bd) e.inputs.push_back(bd);
+  // Backward: g = dy (times the ReLU mask y > 0 when fused); dx = g · W; dW = gᵀ · x; db = Σ g.
+  // A weak reference to the output: the tape must not keep its own outputs alive in a cycle.
+  std::weak_ptr<VarData> yw = yd;
+  e.backward = [xd, wd, bd, yw, fuse_relu, config](BackwardContext& ctx) {
+    std::shared_ptr<VarData> yv = yw.lock();
+    const Tensor* dy = yv ? ctx.grad_of(*yv) : nullptr;
+    if (dy == nullptr) return;
+    Tensor masked;
+    const Tensor* g = dy;
+    if (fuse_relu) {
+      masked = Tensor::empty(dy->shape(), dy->dtype(), dy->device());
+      relu_backward(*dy, yv->value, masked, GradientMode::Overwrite);
+      g = &masked;
+    }
+    ctx.write_grad(*xd, [&](Tensor& dx, GradientMode mode) {
+      linear_backward_input(*g, wd->value, dx, mode, nullptr, config);
+    });
+    const bool w_needs = wd->requires_grad;
+    const bool b_needs = bd && bd->requires_grad;
+    if (!w_needs && !b_needs) return;
+    LeafTarget tw, tb;
+    if (w_needs) tw = ctx.leaf_target(*wd);
+    if (b_needs) tb = ctx.leaf_target(*bd);
+    const bool direct = w_needs && (bd == nullptr ||
+                                    (b_needs && tb.mode == tw.mode &&
+                                     (tb.compensation == nullptr) == (tw.compensation == nullptr)));
+    if (direct) {
+      // The usual case: both gradients straight into the leaves' f32 buffers in one pass.
+      KahanState kahan{tw.compensation, b_needs ? tb.compensation : nullptr};
+      linear_backward_params(*g, xd->value, *tw.buffer, b_needs ? tb.buffer : nullptr, tw.mode,
+                             tw.compensation ? &kahan : nullptr, config);
+      ctx.mark_written(*wd);
+      if (b_needs) ctx.mark_written(*bd);
+      return;
+    }
+    // Frozen weight or bias, or the two in different states: f32 temporaries, then each leaf.
+    Tensor dw = Tensor::empty(wd->value.shape(), DType::f32, g->device());
+    Tensor db = bd ? Tensor::empty(bd->value.shape(), DType::f32, g->device()) : Tensor();
+    linear_backward_params(*g, xd->value, dw, bd ? &db : nullptr, GradientMode::Overwrite, nullptr,
+                           config);
+    if (w_needs) ctx.add_to_leaf(*wd, dw);
+    if (b_needs) ctx.add_to_leaf(*bd, db);
+  };
+  tape->record(std::move(e));
+  return out;
+}
+
+// ---- relu -----------------------------------------------------------------------------------
+
+Variable relu(const Variable& x) {
+  check_inputs("relu", {{"x", &x}});
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  relu_forward(x.value(), y);
+
+  std::shared_ptr<Tape> tape = tape_for("relu", {&x});
+  Variable out = make_result(std::move(y), tape);
+  if (!tape) return out;
+  std::shared_ptr<VarData> xd = x.data();
+  std::weak_ptr<VarData> yw = out.data();
+  // Backward: dx = dy · (y > 0).
+  TapeEntry e{"relu", out.data(), {xd}, [xd, yw](BackwardContext& ctx) {
+                std::shared_ptr<VarData> yv = yw.lock();
+                const Tensor* dy = yv ? ctx.grad_of(*yv) : nullptr;
+                if (dy == nullptr) return;
+                ctx.write_grad(*xd, [&](Tensor& dx, GradientMode mode) {
+                  relu_backward(*dy, yv->value, dx, mode);
+                });
+              }};
+  tape->record(std::move(e));
+  return out;
+}
+
+// ---- l1_loss ----------------------------------------------------------------------------------
+
+Variable l1_loss(const Variable& pred, const Variable& target, Reduction reduction) {
+  check_inputs("l1_loss", {{"pred", &pred}, {"target", &target}});
+  GA_CHECK(pred.shape() == target.shape(), "l1_loss: pred " << pred.value().str() << " and target "
+                                                            << target.value().str()
+                                                            << " must have the same shape");
+  GA_CHECK(pred.value().rank() >= 1,
+           "l1_loss: pred must have a sample dimension, got " << pred.value().str());
+  Tensor sum = Tensor::empty({1}, DType::f32, pred.device());
+  l1_loss_forward(pred.value(), target.value(), sum, GradientMode::Overwrite);
+  Tensor value = sum.clone();
+  const std::int64_t elements = pred.value().numel();
+  if (reduction == Reduction::Mean) scale_scalar(value, 1.0 / static_cast<double>(elements));
+
+  std::shared_ptr<Tape> tape = tape_for("l1_loss", {&pred, &target});
+  Variable out = make_result(std::move(value), tape);
+  auto info = std::make_unique<LossInfo>();
+  info->reduction = reduction;
+  info->samples = pred.shape()[0];
+  info->elements = elements;
+  out.data()->loss = std::move(info);
+  out.data()->loss_sum = std::move(sum);
+  if (!tape) return out;
+
+  std::shared_ptr<VarData> pd = pred.data(), td = target.data();
+  std::weak_ptr<VarData> lw = out.data();
+  // Backward: dpred = sign(pred - target) · factor · (loss scale); dtarget = -dpred. The factor
+  // is the root's (reduction, seed) or, for a loss something else consumed, its gradient.
+  TapeEntry e{"l1_loss", out.data(), {pd, td}, [pd, td, lw](BackwardContext& ctx) {
+                std::shared_ptr<VarData> lv = lw.lock();
+                if (!lv) return;
+                float factor = 0.0f;
+                const Tensor* scale = nullptr;
+                if (ctx.is_root(*lv)) {
+                  factor = ctx.root_factor();
+                  scale = ctx.options().loss_scale;
+                } else if (const Tensor* g = ctx.grad_of(*lv)) {
+                  double f = g->to_vector()[0];
+                  if (lv->loss->reduction == Reduction::Mean) f /= double(lv->loss->elements);
+                  factor = static_cast<float>(f);
+                } else {
+                  return;
+                }
+                ctx.write_grad(*pd, [&](Tensor& d, GradientMode mode) {
+                  l1_loss_backward(pd->value, td->value, factor, scale, d, mode);
+                });
+                ctx.write_grad(*td, [&](Tensor& d, GradientMode mode) {
+                  l1_loss_backward(td->value, pd->value, factor, scale, d, mode);
+                });
+              }};
+  tape->record(std::move(e));
+  return out;
+}
+
+}  // namespace gradaccum::autograd

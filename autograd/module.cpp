@@ -1,0 +1,117 @@
+#include "autograd/module.h"
+
+#include <atomic>
+#include <filesystem>
+
+#include "core/npy.h"
+
+namespace gradaccum::nn {
+namespace {
+
+std::atomic<std::uint64_t> g_seed{0x5eed0000ull};
+
+}  // namespace
+
+void manual_seed(std::uint64_t seed) {
+  g_seed.store(seed);
+}
+std::uint64_t next_default_seed() {
+  return g_seed.fetch_add(1);
+}
+
+std::vector<Variable> Module::parameters() const {
+  std::vector<Variable> out;
+  for (auto& [name, v] : named_parameters())
+    out.push_back(v);
+  return out;
+}
+
+std::vector<std::pair<std::string, Variable>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Variable>> out;
+  collect("", out);
+  return out;
+}
+
+void Module::collect(const std::string& prefix,
+                     std::vector<std::pair<std::string, Variable>>& out) const {
+  for (const auto& [name, v] : params_)
+    out.emplace_back(prefix + name, v);
+  for (const auto& [name, m] : children_)
+    m->collect(prefix + name + ".", out);
+}
+
+Module& Module::to(Device device) {
+  for (auto& [name, v] : named_parameters())
+    v.to(device);
+  return *this;
+}
+
+Module& Module::to(DType dtype) {
+  for (auto& [name, v] : named_parameters())
+    v.to(dtype);
+  return *this;
+}
+
+void Module::zero_grad() {
+  for (auto& [name, v] : named_parameters())
+    v.zero_grad();
+}
+
+Device Module::device() const {
+  auto p = named_parameters();
+  return p.empty() ? Device::CPU : p.front().second.device();
+}
+
+DType Module::dtype() const {
+  auto p = named_parameters();
+  return p.empty() ? DType::f32 : p.front().second.dtype();
+}
+
+void Module::set_gemm_config(const GemmConfig& config) {
+  gemm_config_ = config;
+  for (auto& [name, m] : children_)
+    m->set_gemm_config(config);
+}
+
+void Module::save(const std::string& dir) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  GA_CHECK(!ec, "save: cannot create directory '" << dir << "': " << ec.message());
+  for (const auto& [name, v] : named_parameters()) {
+    save_npy((std::filesystem::path(dir) / (name + ".npy")).string(), v.value());
+  }
+}
+
+void Module::load(const std::string& dir) {
+  for (auto& [name, v] : named_parameters()) {
+    const std::string path = (std::filesystem::path(dir) / (name + ".npy")).string();
+    Tensor t = load_npy(path);
+    GA_CHECK(t.shape() == v.shape(), "load: '" << path << "' holds " << t.str() << ", parameter '"
+                                               << name << "' is " << v.value().str());
+    if (t.dtype() != v.dtype()) t = t.to(v.dtype());
+    v.value().copy_from(t);
+  }
+}
+
+Variable Module::register_parameter(const std::string& name, Tensor value) {
+  GA_CHECK(!name.empty() && name.find('.') == std::string::npos,
+           "register_parameter: invalid name '" << name << "'");
+  for (const auto& p : params_) {
+    GA_CHECK(p.first != name, "register_parameter: '" << name << "' registered twice");
+  }
+  Variable v(std::move(value), /*requires_grad=*/true, name);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+void Module::register_module(const std::string& name, std::shared_ptr<Module> module) {
+  GA_CHECK(module != nullptr, "register_module: '" << name << "' is null");
+  GA_CHECK(!name.empty() && name.find('.') == std::string::npos,
+           "register_module: invalid name '" << name << "'");
+  for (const auto& c : children_) {
+    GA_CHECK(c.first != name, "register_module: '" << name << "' registered twice");
+  }
+  children_.emplace_back(name, std::move(module));
+}
+
+}  // namespace gradaccum::nn

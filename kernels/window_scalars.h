@@ -1,0 +1,66 @@
+// Single-value device kernels of an accumulation window (autograd/optim): the window's sample
+// counts, the loss scale, and the gradient scale of the optimizer step live in device memory
+// (host memory for CPU windows) so that a window never waits on the device between steps.
+// Everything here is one tiny launch (one thread) on the tensors' device.
+#pragma once
+
+#include <cstdint>
+
+#include "core/storage.h"
+#include "core/tensor.h"
+#include "kernels/nonfinite_flag.h"
+
+namespace gradaccum {
+
+// The counts of one accumulation window, kept in device memory (a Storage of this size).
+// 64-bit throughout: sample counts past 2^31 stay exact.
+struct WindowCounts {
+  std::uint64_t samples = 0;         // samples of the micro-batches counted in the window
+  std::uint64_t elements = 0;        // loss elements (samples x outputs) of those micro-batches
+  std::uint64_t micro_batches = 0;   // micro-batches counted
+  std::uint64_t dropped = 0;         // micro-batches left out (drop-micro-batch policy)
+  std::uint64_t growth_tracker = 0;  // clean steps since the loss scale last changed (kept)
+};
+
+// Loss-scale update rule (PyTorch's GradScaler when dynamic).
+struct LossScaleRule {
+  bool dynamic = false;
+  float backoff = 0.5f;
+  float growth = 2.0f;
+  std::uint64_t growth_interval = 2000;
+};
+
+// What the step's gradient sums are divided by.
+enum class WindowDivisor : std::uint8_t { One, Samples, Elements, MicroBatches };
+
+// Allocates zeroed counts on `device`.
+Storage make_window_counts(Device device);
+// Host copy of the counts (one device-to-host copy for CUDA).
+WindowCounts read_window_counts(const Storage& counts);
+// Starts a new window: every count to zero except growth_tracker.
+void reset_window_counts(Storage& counts);
+
+// t[1] (f32) *= factor (rounded once to f32 from the double product).
+void scale_scalar(Tensor& t, double factor);
+
+// After a micro-batch's gradients were added (or, when `dropped` is given and raised, were
+// not): a dropped micro-batch counts in `dropped` and, with a dynamic rule, backs the loss scale
+// off (growth_tracker = 0); otherwise samples, elements and micro_batches grow. Always ends
+// with inv_loss_scale = 1 / loss_scale. loss_scale and inv_loss_scale: f32 [1].
+void window_count_micro_batch(Storage& counts, const NonFiniteFlag* dropped, std::uint64_t samples,
+                              std::uint64_t elements, Tensor& loss_scale, Tensor& inv_loss_scale,
+                              const LossScaleRule& rule);
+
+// grad_scale = 1 / (d * *unscale) where d is the count `divisor` names (1 for One) and unscale
+// (optional, f32 [1]) the loss scale the sums still carry; computed in double, rounded once.
+// When d is 0 (every micro-batch dropped) grad_scale is 0 and `skip` is raised.
+void window_grad_scale(const Storage& counts, WindowDivisor divisor, const Tensor* unscale,
+                       Tensor& grad_scale, NonFiniteFlag& skip);
+
+// After the optimizer step: with a dynamic rule, an `overflow` (optional, raised) backs the loss
+// scale off; a step with no overflow and no dropped micro-batch counts as clean, and
+// growth_interval clean steps in a row grow it. Then inv_loss_scale = 1 / loss_scale.
+void window_end_step(Storage& counts, const NonFiniteFlag* overflow, Tensor& loss_scale,
+                     Tensor& inv_loss_scale, const LossScaleRule& rule);
+
+}  // namespace gradaccum

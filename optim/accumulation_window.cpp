@@ -1,0 +1,244 @@
+#include "optim/accumulation_window.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "kernels/accumulate.h"
+
+namespace gradaccum::optim {
+namespace {
+
+Device device_of(const std::vector<Variable>& params) {
+  GA_CHECK(!params.empty(), "AccumulationWindow: no parameters");
+  const Device d = params.front().device();
+  for (const Variable& p : params) {
+    GA_CHECK(p.defined() && p.is_leaf() && p.requires_grad(),
+             "AccumulationWindow: every parameter must be a leaf that requires grad");
+    GA_CHECK(p.device() == d, "AccumulationWindow: parameters on different devices ('"
+                                  << params.front().name() << "' on " << device_name(d) << ", '"
+                                  << p.name() << "' on " << device_name(p.device()) << ")");
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    for (std::size_t j = i + 1; j < params.size(); ++j) {
+      GA_CHECK(!params[i].same(params[j]),
+               "AccumulationWindow: parameter '" << params[i].name() << "' listed twice");
+    }
+  }
+  return d;
+}
+
+bool is_f32_like(const Tensor& t, const Tensor& like) {
+  return t.defined() && t.dtype() == DType::f32 && t.shape() == like.shape() &&
+         t.device() == like.device();
+}
+
+}  // namespace
+
+const char* normalization_name(Normalization n) {
+  return n == Normalization::Window ? "window" : "micro-batch";
+}
+const char* overflow_policy_name(OverflowPolicy p) {
+  return p == OverflowPolicy::SkipStep ? "skip-step" : "drop-micro-batch";
+}
+
+std::string StepReport::str() const {
+  std::ostringstream os;
+  os << (applied ? "applied" : "skipped") << ": " << micro_batches << " micro-batches ("
+     << micro_batches_dropped << " dropped), " << samples << " samples, " << elements
+     << " loss elements, loss " << loss << ", loss scale " << loss_scale;
+  return os.str();
+}
+
+AccumulationWindow::AccumulationWindow(std::vector<Variable> params, WindowOptions options)
+    : params_(std::move(params)),
+      options_(options),
+      device_(device_of(params_)),
+      counts_(make_window_counts(device_)),
+      micro_batch_flag_(device_),
+      skip_flag_(device_) {
+  const LossScaling& ls = options_.loss_scaling();
+  GA_CHECK(std::isfinite(ls.init_scale) && ls.init_scale > 0.0f,
+           "AccumulationWindow: the loss scale must be finite and > 0, got " << ls.init_scale);
+  if (ls.kind == LossScaling::Kind::Dynamic) {
+    GA_CHECK(ls.growth_factor > 1.0f && ls.backoff_factor > 0.0f && ls.backoff_factor < 1.0f &&
+                 ls.growth_interval > 0,
+             "AccumulationWindow: dynamic loss scaling needs growth > 1, 0 < backoff < 1 and "
+             "interval > 0, got growth "
+                 << ls.growth_factor << ", backoff " << ls.backoff_factor << ", interval "
+                 << ls.growth_interval);
+  }
+  const float init = ls.kind == LossScaling::Kind::None ? 1.0f : ls.init_scale;
+  loss_scale_ = Tensor::full({1}, init, DType::f32, device_);
+  inv_loss_scale_ = Tensor::full({1}, 1.0f / init, DType::f32, device_);
+  grad_scale_ = Tensor::zeros({1}, DType::f32, device_);
+  loss_sum_ = Tensor::zeros({1}, DType::f32, device_);
+  zero_grad();
+}
+
+LossScaleRule AccumulationWindow::rule() const {
+  const LossScaling& ls = options_.loss_scaling();
+  LossScaleRule r;
+  r.dynamic = ls.kind == LossScaling::Kind::Dynamic;
+  r.backoff = ls.backoff_factor;
+  r.growth = ls.growth_factor;
+  r.growth_interval = ls.growth_interval;
+  return r;
+}
+
+void AccumulationWindow::ensure_buffers() {
+  const bool kahan = options_.compensation() == Compensation::Kahan;
+  for (Variable& p : params_) {
+    GA_CHECK(p.device() == device_, "AccumulationWindow: parameter '"
+                                        << p.name() << "' moved to " << device_name(p.device())
+                                        << " after the window was made on "
+                                        << device_name(device_));
+    if (!is_f32_like(p.grad(), p.value())) {
+      p.grad() = Tensor::zeros(p.shape(), DType::f32, device_);
+    }
+    if (kahan && !is_f32_like(p.grad_compensation(), p.value())) {
+      p.grad_compensation() = Tensor::zeros(p.shape(), DType::f32, device_);
+    }
+  }
+}
+
+void AccumulationWindow::zero_grad() {
+  ensure_buffers();
+  for (Variable& p : params_)
+    p.zero_grad();
+  reset_window_counts(counts_);
+  loss_sum_.zero_();
+  skip_flag_.clear();
+  submitted_ = 0;
+  submitted_samples_ = 0;
+  has_reduction_ = false;
+  open_ = true;
+}
+
+void AccumulationWindow::backward(const Variable& loss) {
+  GA_CHECK(open_,
+           "AccumulationWindow::backward: the window was stepped; call zero_grad() to "
+           "open the next one");
+  GA_CHECK(loss.defined() && loss.loss_info() != nullptr,
+           "AccumulationWindow::backward needs a loss from nn::L1Loss / autograd::l1_loss");
+  const autograd::LossInfo& info = *loss.loss_info();
+  GA_CHECK(loss.device() == device_, "AccumulationWindow::backward: the loss is on "
+                                         << device_name(loss.device()) << ", the window on "
+                                         << device_name(device_));
+  GA_CHECK(!has_reduction_ || info.reduction == reduction_,
+           "AccumulationWindow::backward: micro-batches of one window must share a reduction ("
+               << reduction_name(reduction_) << " then " << reduction_name(info.reduction) << ")");
+  ensure_buffers();
+
+  const bool scaled = options_.loss_scaling().kind != LossScaling::Kind::None;
+  const bool kahan = options_.compensation() == Compensation::Kahan;
+  autograd::BackwardOptions o;
+  o.loss_as_sum = options_.normalization() == Normalization::Window;
+  o.loss_scale = scaled ? &loss_scale_ : nullptr;
+  const auto samples = static_cast<std::uint64_t>(info.samples);
+  const auto elements = static_cast<std::uint64_t>(info.elements);
+
+  if (options_.overflow() == OverflowPolicy::SkipStep) {
+    // Straight into the window's buffers (+=). Everything that can fail does so before the
+    // first gradient is touched (see Variable::backward).
+    o.target = autograd::LeafGradTarget::Accumulate;
+    o.kahan = kahan;
+    loss.backward(o);
+    accumulate(loss_sum_, loss.loss_sum());
+    window_count_micro_batch(counts_, nullptr, samples, elements, loss_scale_, inv_loss_scale_,
+                             rule());
+  } else {
+    // Scratch buffers (overwritten), checked, then added unscaled unless non-finite; the flag
+    // gates the additions and the counts on the device.
+    o.target = autograd::LeafGradTarget::Scratch;
+    loss.backward(o);
+    micro_batch_flag_.clear();
+    for (Variable& p : params_) {
+      if (p.scratch_written()) check_finite(p.scratch_grad(), micro_batch_flag_);
+    }
+    for (Variable& p : params_) {
+      if (!p.scratch_written()) continue;
+      AccumulateOptions a;
+      a.compensation = kahan ? &p.grad_compensation() : nullptr;
+      a.scale = &inv_loss_scale_;
+      a.skip_if = &micro_batch_flag_;
+      accumulate(p.grad(), p.scratch_grad(), a);
+    }
+    AccumulateOptions a;
+    a.skip_if = &micro_batch_flag_;
+    accumulate(loss_sum_, loss.loss_sum(), a);
+    window_count_micro_batch(counts_, &micro_batch_flag_, samples, elements, loss_scale_,
+                             inv_loss_scale_, rule());
+  }
+  has_reduction_ = true;
+  reduction_ = info.reduction;
+  submitted_ += 1;
+  submitted_samples_ += samples;
+}
+
+float AccumulationWindow::loss_scale() const {
+  return loss_scale_.to_vector()[0];
+}
+
+WindowCounts AccumulationWindow::counts() const {
+  return read_window_counts(counts_);
+}
+
+AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
+  GA_CHECK(open_, "step: this window was already stepped; call zero_grad() to open the next one");
+  GA_CHECK(submitted_ > 0 && submitted_samples_ > 0, "step: the window holds no samples ("
+                                                         << submitted_
+                                                         << " micro-batches submitted): there is "
+                                                            "nothing to average");
+  skip_flag_.clear();
+  const bool skip_step = options_.overflow() == OverflowPolicy::SkipStep;
+  if (skip_step) {
+    for (Variable& p : params_)
+      check_finite(p.grad(), skip_flag_);
+  }
+  WindowDivisor divisor = WindowDivisor::One;
+  if (options_.normalization() == Normalization::MicroBatch) {
+    divisor = WindowDivisor::MicroBatches;
+  } else if (reduction_ == Reduction::Mean) {
+    divisor = WindowDivisor::Elements;
+  }
+  // Skip-step keeps scaled sums: the step unscales them. Drop-micro-batch unscaled each one.
+  const bool unscale = skip_step && options_.loss_scaling().kind != LossScaling::Kind::None;
+  window_grad_scale(counts_, divisor, unscale ? &loss_scale_ : nullptr, grad_scale_, skip_flag_);
+  return {&grad_scale_, &skip_flag_};
+}
+
+StepReport AccumulationWindow::end_step() {
+  const bool skip_step = options_.overflow() == OverflowPolicy::SkipStep;
+  window_end_step(counts_, skip_step ? &skip_flag_ : nullptr, loss_scale_, inv_loss_scale_, rule());
+  open_ = false;
+  const WindowCounts c = read_window_counts(counts_);
+  StepReport r;
+  r.applied = !skip_flag_.raised();
+  r.micro_batches = static_cast<std::int64_t>(c.micro_batches);
+  r.micro_batches_dropped = static_cast<std::int64_t>(c.dropped);
+  r.samples = static_cast<std::int64_t>(c.samples);
+  r.elements = static_cast<std::int64_t>(c.elements);
+  r.loss_scale = loss_scale_.to_vector()[0];
+  r.loss_sum = loss_sum_.to_vector()[0];
+  r.loss = reduction_ == Reduction::Mean && c.elements > 0
+               ? r.loss_sum / static_cast<double>(c.elements)
+               : r.loss_sum;
+  return r;
+}
+
+bool AccumulationWindow::contains(const Variable& v) const {
+  for (const Variable& p : params_) {
+    if (p.same(v)) return true;
+  }
+  return false;
+}
+
+const Tensor* AccumulationWindow::compensation_of(const Variable& v) const {
+  if (options_.compensation() != Compensation::Kahan) return nullptr;
+  for (const Variable& p : params_) {
+    if (p.same(v)) return &p.grad_compensation();
+  }
+  return nullptr;
+}
+
+}  // namespace gradaccum::optim

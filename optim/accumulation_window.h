@@ -1,0 +1,189 @@
+// An accumulation window: k micro-batches (any sizes, k from 1 to millions) whose gradients add
+// up to the optimizer step of one batch made of all their samples, for `mean` and `sum` alike,
+// at the same learning rate:
+//
+//   optim::AccumulationWindow window(model.parameters(), optim::WindowOptions());
+//   optim::SGD opt(model.parameters(), optim::SGDOptions(0.1).momentum(0.9));
+//   for (each step) {
+//     window.zero_grad();                               // opens the window
+//     for (each micro-batch) window.backward(loss_fn(model(x_mb), y_mb));
+//     optim::StepReport r = opt.step(window);           // divides once, by the true count
+//   }
+//
+// How: every micro-batch's loss is backpropagated as a SUM (factor 1, times the loss scale) into
+// f32 gradient buffers (always +=), and the window counts what it added on the device: samples,
+// loss elements (samples x outputs), micro-batches, all 64-bit. The step then scales the sums once,
+// inside the SGD update, by 1/(count · loss scale): count = loss elements for `mean` (PyTorch's
+// L1Loss count), 1 for `sum`. Nothing is averaged per micro-batch, so uneven windows
+// (256 = 60+60+60+60+16) are exact.
+//
+// Normalization::MicroBatch instead reproduces the common recipe (Lightning; Hugging Face before
+// 2024): each micro-batch's loss keeps its own reduction and the window divides by the number of
+// micro-batches. It equals the batch step only for `mean` with equal micro-batch sizes; it is
+// offered to compare, not to use.
+//
+// fp16 models: gradients stay f32 (the buffers are f32 whatever the model dtype); the optimizer
+// keeps f32 master weights. Loss scaling (static or dynamic, PyTorch GradScaler's rule) with two
+// overflow policies:
+//   SkipStep (PyTorch's): the window accumulates scaled sums; a window with any non-finite
+//     gradient is not applied and the scale backs off. One check per step, on the device.
+//   DropMicroBatch (gradaccum's): each micro-batch's gradients go to f32 scratch buffers, are
+//     checked on the device, and are added (unscaled by that micro-batch's own loss scale) only
+//     when finite; a dropped micro-batch's samples are not counted and the scale backs off for
+//     the next micro-batch. All of it is decided on the device, with no host synchronisation
+//     inside the window; the step then applies the surviving samples' mean (or sum).
+// The step's StepReport says what happened (the one host read per step).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/variable.h"
+#include "core/storage.h"
+#include "kernels/l1_loss.h"
+#include "kernels/nonfinite_flag.h"
+#include "kernels/window_scalars.h"
+
+namespace gradaccum::optim {
+
+using autograd::Variable;
+
+enum class Normalization {
+  Window,      // sums, divided once per step by the window's true count (exact; default)
+  MicroBatch,  // each micro-batch normalised by its own count, the window divided by k
+};
+enum class Compensation { None, Kahan };
+enum class OverflowPolicy { SkipStep, DropMicroBatch };
+
+const char* normalization_name(Normalization n);
+const char* overflow_policy_name(OverflowPolicy p);
+
+struct LossScaling {
+  enum class Kind { None, Static, Dynamic };
+  static LossScaling none() { return {}; }
+  static LossScaling fixed(float scale) {
+    LossScaling s;
+    s.kind = Kind::Static;
+    s.init_scale = scale;
+    return s;
+  }
+  // PyTorch GradScaler's defaults: 2^16, x2 after 2000 clean steps, x0.5 on overflow.
+  static LossScaling dynamic(float init_scale = 65536.0f, float growth_factor = 2.0f,
+                             float backoff_factor = 0.5f, std::uint64_t growth_interval = 2000) {
+    LossScaling s;
+    s.kind = Kind::Dynamic;
+    s.init_scale = init_scale;
+    s.growth_factor = growth_factor;
+    s.backoff_factor = backoff_factor;
+    s.growth_interval = growth_interval;
+    return s;
+  }
+  Kind kind = Kind::None;
+  float init_scale = 1.0f;
+  float growth_factor = 2.0f;
+  float backoff_factor = 0.5f;
+  std::uint64_t growth_interval = 2000;
+};
+
+struct WindowOptions {
+  WindowOptions& normalization(Normalization n) {
+    normalization_ = n;
+    return *this;
+  }
+  WindowOptions& compensation(Compensation c) {
+    compensation_ = c;
+    return *this;
+  }
+  WindowOptions& loss_scaling(const LossScaling& s) {
+    loss_scaling_ = s;
+    return *this;
+  }
+  WindowOptions& overflow(OverflowPolicy p) {
+    overflow_ = p;
+    return *this;
+  }
+  Normalization normalization() const { return normalization_; }
+  Compensation compensation() const { return compensation_; }
+  const LossScaling& loss_scaling() const { return loss_scaling_; }
+  OverflowPolicy overflow() const { return overflow_; }
+
+ private:
+  Normalization normalization_ = Normalization::Window;
+  Compensation compensation_ = Compensation::None;
+  LossScaling loss_scaling_;
+  OverflowPolicy overflow_ = OverflowPolicy::SkipStep;
+};
+
+// What one optimizer step did.
+struct StepReport {
+  bool applied = false;            // false: skipped (overflow, or every micro-batch dropped)
+  std::int64_t micro_batches = 0;  // micro-batches counted in the step
+  std::int64_t micro_batches_dropped = 0;
+  std::int64_t samples = 0;   // samples counted
+  std::int64_t elements = 0;  // loss elements counted (samples x outputs)
+  float loss_scale = 1.0f;    // the loss scale after the step (next window's)
+  double loss_sum = 0.0;      // Σ |pred - target| over the counted micro-batches
+  double loss = 0.0;          // the window's loss: loss_sum / elements (mean) or sum
+  std::string str() const;
+};
+
+class AccumulationWindow {
+ public:
+  // params: the model's parameters (all on one device). Allocates their f32 gradient buffers.
+  explicit AccumulationWindow(std::vector<Variable> params, WindowOptions options = {});
+
+  // Opens a new window: zeroes the gradients and the counts (the loss scale carries over).
+  void zero_grad();
+  // One micro-batch: backpropagates the loss (from nn::L1Loss / autograd::l1_loss) and counts
+  // its samples. An exception leaves the window as it was before the call.
+  void backward(const Variable& loss);
+
+  const WindowOptions& options() const { return options_; }
+  Device device() const { return device_; }
+  const std::vector<Variable>& parameters() const { return params_; }
+  // Host-side tallies of what was submitted (before any drop): no device read.
+  std::int64_t micro_batches_submitted() const { return submitted_; }
+  std::uint64_t samples_submitted() const { return submitted_samples_; }
+  // The current loss scale (one device read).
+  float loss_scale() const;
+  // The device counts (one device read).
+  WindowCounts counts() const;
+
+  // ---- for optimizers ----
+  struct StepInputs {
+    const Tensor* grad_scale;   // f32 [1]: 1/(count · loss scale still carried)
+    const NonFiniteFlag* skip;  // raised: do not update
+  };
+  // Checks the window can be stepped (throws when no sample was submitted), then computes the
+  // gradient scale and the skip decision on the device.
+  StepInputs begin_step();
+  // Updates the loss scale, reads the outcome (one host synchronisation) and closes the window.
+  StepReport end_step();
+  // Whether `v` is one of the window's parameters; its compensation buffer (or null).
+  bool contains(const Variable& v) const;
+  const Tensor* compensation_of(const Variable& v) const;
+
+ private:
+  void ensure_buffers();
+  LossScaleRule rule() const;
+
+  std::vector<Variable> params_;
+  WindowOptions options_;
+  Device device_ = Device::CPU;
+  bool open_ = true;
+  bool has_reduction_ = false;
+  Reduction reduction_ = Reduction::Mean;
+  std::int64_t submitted_ = 0;
+  std::uint64_t submitted_samples_ = 0;
+
+  Storage counts_;
+  Tensor loss_scale_;      // f32 [1]
+  Tensor inv_loss_scale_;  // f32 [1]
+  Tensor grad_scale_;      // f32 [1]
+  Tensor loss_sum_;        // f32 [1]: Σ loss sums of the counted micro-batches
+  NonFiniteFlag micro_batch_flag_;
+  NonFiniteFlag skip_flag_;
+};
+
+}  // namespace gradaccum::optim
