@@ -114,7 +114,8 @@ void BM_Accumulate(benchmark::State& state) {
   if (skip_without_device(state, device)) return;
   Tensor acc = random_input({n}, 1, DType::f32, device);
   std::vector<Tensor> gs;
-  for (int s = 0; s < kInputSets; ++s) gs.push_back(random_input({n}, 2 + s, gdtype, device));
+  for (int s = 0; s < kInputSets; ++s)
+    gs.push_back(random_input({n}, 2 + s, gdtype, device));
   try {
     run_timed(state, device, [&](int s) { accumulate(acc, gs[s]); });
   } catch (const Error& e) {

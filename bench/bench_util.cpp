@@ -20,7 +20,8 @@ bool skip_without_device(benchmark::State& state, Device device) {
   return false;
 }
 
-void run_timed(benchmark::State& state, Device device, const std::function<void(int)>& body) {
+double run_timed(benchmark::State& state, Device device, const std::function<void(int)>& body) {
+  double total = 0;
   body(0);  // warm-up: handles, first-touch, instruction caches
   if (device == Device::CUDA) {
     cuda_synchronize();
@@ -29,17 +30,21 @@ void run_timed(benchmark::State& state, Device device, const std::function<void(
     for (auto _ : state) {
       timer.start();
       body(i++ % kInputSets);
-      state.SetIterationTime(timer.stop_ms() / 1e3);
+      const double t = timer.stop_ms() / 1e3;
+      state.SetIterationTime(t);
+      total += t;
     }
   } else {
     int i = 0;
     for (auto _ : state) {
       const auto t0 = std::chrono::steady_clock::now();
       body(i++ % kInputSets);
-      state.SetIterationTime(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      state.SetIterationTime(t);
+      total += t;
     }
   }
+  return state.iterations() ? total / static_cast<double>(state.iterations()) : 0.0;
 }
 
 void set_rates(benchmark::State& state, double flops_per_iter, double bytes_per_iter) {

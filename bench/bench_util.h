@@ -18,7 +18,8 @@ Tensor random_input(const Shape& shape, std::uint64_t seed, DType dtype, Device 
 
 // Runs `body` once per benchmark iteration and sets its manual time (register benchmarks with
 // UseManualTime): CUDA events on the device, the steady clock on the CPU. One warm-up call first.
-void run_timed(benchmark::State& state, Device device, const std::function<void(int)>& body);
+// Returns the mean measured seconds per iteration (0 when none ran).
+double run_timed(benchmark::State& state, Device device, const std::function<void(int)>& body);
 
 // Sets FLOP/s and bytes/s counters (rates per second of measured time).
 void set_rates(benchmark::State& state, double flops_per_iter, double bytes_per_iter);
