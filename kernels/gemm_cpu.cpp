@@ -1,0 +1,328 @@
+// Host GEMMs for the linear layer; see gemm_cpu.h for the chain every element follows.
+#include "kernels/gemm_cpu.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GA_GEMM_X86 1
+#endif
+
+#if GRADACCUM_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+namespace gradaccum::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// Register tile (MR rows x NR columns), cache blocks (MC x NC outputs, KC steps of k).
+constexpr int kMR = 4;
+constexpr int kNR = 16;
+constexpr int kMC = 64;
+constexpr int kNC = 128;
+constexpr int kKC = 256;
+
+inline float load(const void* p, i64 i, bool half) {
+  return half ? half_bits_to_float(static_cast<const std::uint16_t*>(p)[i])
+              : static_cast<const float*>(p)[i];
+}
+
+inline void store(void* p, i64 i, bool half, float v) {
+  if (half) {
+    static_cast<std::uint16_t*>(p)[i] = float_to_half_bits(v);
+  } else {
+    static_cast<float*>(p)[i] = v;
+  }
+}
+
+inline float a_at(const GemmProblem& p, i64 m, i64 k) {
+  return load(p.a, p.a_kmajor ? k * p.M + m : m * p.K + k, p.half);
+}
+inline float b_at(const GemmProblem& p, i64 k, i64 n) {
+  return load(p.b, p.b_kmajor ? k * p.N + n : n * p.K + k, p.half);
+}
+
+// The epilogue of element (m, n); `v` is the finished chain (see gemm_cpu.h).
+inline void finish(const GemmProblem& p, i64 m, i64 n, float v) {
+  const i64 idx = m * p.N + n;
+  if (p.mask != nullptr && !(load(p.mask, idx, p.half) > 0.0f)) {
+    if (!p.accumulate) store(p.c, idx, p.c_half, 0.0f);
+    return;
+  }
+  if (p.bias != nullptr) v = v + load(p.bias, n, p.half);
+  if (p.relu) v = v < 0.0f ? 0.0f : v;
+  if (p.comp != nullptr) {
+    float* c = static_cast<float*>(p.c);
+    if (p.accumulate) {
+      kahan_add(c[idx], p.comp[idx], v);
+    } else {
+      c[idx] = v;
+      p.comp[idx] = 0.0f;
+    }
+    return;
+  }
+  store(p.c, idx, p.c_half, v);
+}
+
+// acc[i*ld + j] = fma(ap[k*MR + i], bp[k*NR + j], acc[i*ld + j]) for k = 0..kc-1 in order.
+using MicroKernel = void (*)(int kc, const float* ap, const float* bp, float* acc, int ld);
+
+void micro_portable(int kc, const float* ap, const float* bp, float* acc, int ld) {
+  float r[kMR][kNR];
+  for (int i = 0; i < kMR; ++i) {
+    for (int j = 0; j < kNR; ++j)
+      r[i][j] = acc[i * ld + j];
+  }
+  for (int k = 0; k < kc; ++k) {
+    const float* a = ap + static_cast<std::ptrdiff_t>(k) * kMR;
+    const float* b = bp + static_cast<std::ptrdiff_t>(k) * kNR;
+    for (int i = 0; i < kMR; ++i) {
+      for (int j = 0; j < kNR; ++j)
+        r[i][j] = std::fma(a[i], b[j], r[i][j]);
+    }
+  }
+  for (int i = 0; i < kMR; ++i) {
+    for (int j = 0; j < kNR; ++j)
+      acc[i * ld + j] = r[i][j];
+  }
+}
+
+#if GA_GEMM_X86
+static_assert(kMR == 4 && kNR == 16, "micro_avx2 is written for a 4x16 register tile");
+
+// The same chains with vfmadd (one rounding, exactly std::fma): 8 accumulators of 8 lanes.
+__attribute__((target("avx2,fma"))) void micro_avx2(int kc, const float* ap, const float* bp,
+                                                    float* acc, int ld) {
+  __m256 c00 = _mm256_loadu_ps(acc), c01 = _mm256_loadu_ps(acc + 8);
+  __m256 c10 = _mm256_loadu_ps(acc + ld), c11 = _mm256_loadu_ps(acc + ld + 8);
+  __m256 c20 = _mm256_loadu_ps(acc + 2 * ld), c21 = _mm256_loadu_ps(acc + 2 * ld + 8);
+  __m256 c30 = _mm256_loadu_ps(acc + 3 * ld), c31 = _mm256_loadu_ps(acc + 3 * ld + 8);
+  for (int k = 0; k < kc; ++k) {
+    const float* a = ap + static_cast<std::ptrdiff_t>(k) * kMR;
+    const float* b = bp + static_cast<std::ptrdiff_t>(k) * kNR;
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    __m256 x = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(x, b0, c00);
+    c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(x, b0, c10);
+    c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(x, b0, c20);
+    c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(x, b0, c30);
+    c31 = _mm256_fmadd_ps(x, b1, c31);
+  }
+  _mm256_storeu_ps(acc, c00);
+  _mm256_storeu_ps(acc + 8, c01);
+  _mm256_storeu_ps(acc + ld, c10);
+  _mm256_storeu_ps(acc + ld + 8, c11);
+  _mm256_storeu_ps(acc + 2 * ld, c20);
+  _mm256_storeu_ps(acc + 2 * ld + 8, c21);
+  _mm256_storeu_ps(acc + 3 * ld, c30);
+  _mm256_storeu_ps(acc + 3 * ld + 8, c31);
+}
+#endif
+
+MicroKernel pick_micro_kernel() {
+#if GA_GEMM_X86
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return micro_avx2;
+#endif
+  return micro_portable;
+}
+
+// Runs body(begin, end) over [0, count) on up to two threads (the caller's and one more) when
+// the work is large enough to pay for a thread. Each index is handled by exactly one thread, so
+// the results never depend on the split.
+template <typename Body>
+void parallel_range(i64 count, double work, const Body& body) {
+  constexpr double kMinWorkPerThread = 1 << 20;
+  if (count < 2 || work < 2 * kMinWorkPerThread) {
+    body(i64{0}, count);
+    return;
+  }
+  const i64 half = (count + 1) / 2;
+  std::thread other([&] { body(half, count); });
+  body(i64{0}, half);
+  other.join();
+}
+
+// One output tile of at most MC x NC elements: packs A and B per KC block and runs the micro
+// kernel over every MR x NR register tile; then the epilogue.
+struct TileWorker {
+  const GemmProblem& p;
+  MicroKernel micro;
+  std::vector<float> ap = std::vector<float>(static_cast<std::size_t>(kMC) * kKC);
+  std::vector<float> bp = std::vector<float>(static_cast<std::size_t>(kNC) * kKC);
+  std::vector<float> acc = std::vector<float>(static_cast<std::size_t>(kMC) * kNC);
+
+  void run(i64 m0, i64 n0) {
+    const int mc = static_cast<int>(std::min<i64>(kMC, p.M - m0));
+    const int nc = static_cast<int>(std::min<i64>(kNC, p.N - n0));
+    const int mc_pad = (mc + kMR - 1) / kMR * kMR;
+    const int nc_pad = (nc + kNR - 1) / kNR * kNR;
+    const bool from_c = p.accumulate && p.comp == nullptr;
+    for (int i = 0; i < mc_pad; ++i) {
+      for (int j = 0; j < nc_pad; ++j) {
+        acc[static_cast<std::size_t>(i) * kNC + j] =
+            (from_c && i < mc && j < nc) ? load(p.c, (m0 + i) * p.N + n0 + j, p.c_half) : 0.0f;
+      }
+    }
+    for (i64 k0 = 0; k0 < p.K; k0 += kKC) {
+      const int kc = static_cast<int>(std::min<i64>(kKC, p.K - k0));
+      pack_a(m0, mc, mc_pad, k0, kc);
+      pack_b(n0, nc, nc_pad, k0, kc);
+      for (int i = 0; i < mc_pad; i += kMR) {
+        for (int j = 0; j < nc_pad; j += kNR) {
+          micro(kc, &ap[static_cast<std::size_t>(i) * kc], &bp[static_cast<std::size_t>(j) * kc],
+                &acc[static_cast<std::size_t>(i) * kNC + j], kNC);
+        }
+      }
+    }
+    for (int i = 0; i < mc; ++i) {
+      for (int j = 0; j < nc; ++j)
+        finish(p, m0 + i, n0 + j, acc[static_cast<std::size_t>(i) * kNC + j]);
+    }
+  }
+
+  // ap: MR-row strips, each [kc][MR]; rows past M are zero.
+  void pack_a(i64 m0, int mc, int mc_pad, i64 k0, int kc) {
+    for (int s = 0; s < mc_pad; s += kMR) {
+      float* strip = &ap[static_cast<std::size_t>(s) * kc];
+      for (int k = 0; k < kc; ++k) {
+        for (int i = 0; i < kMR; ++i) {
+          strip[k * kMR + i] = s + i < mc ? a_at(p, m0 + s + i, k0 + k) : 0.0f;
+        }
+      }
+    }
+  }
+
+  // bp: NR-column strips, each [kc][NR]; columns past N are zero.
+  void pack_b(i64 n0, int nc, int nc_pad, i64 k0, int kc) {
+    for (int s = 0; s < nc_pad; s += kNR) {
+      float* strip = &bp[static_cast<std::size_t>(s) * kc];
+      for (int k = 0; k < kc; ++k) {
+        for (int j = 0; j < kNR; ++j) {
+          strip[k * kNR + j] = s + j < nc ? b_at(p, k0 + k, n0 + s + j) : 0.0f;
+        }
+      }
+    }
+  }
+};
+
+// row_sum[m] (mode) Σ_k A(m, k): one chain per m in k order, vectorised across m.
+void row_sums(const GemmProblem& p) {
+  if (p.row_sum == nullptr || p.M == 0) return;
+  const bool from_stored = p.accumulate && p.row_sum_comp == nullptr;
+  parallel_range(p.M, static_cast<double>(p.M) * static_cast<double>(p.K), [&](i64 b, i64 e) {
+    constexpr i64 kChunk = 256;
+    float s[kChunk];
+    for (i64 m0 = b; m0 < e; m0 += kChunk) {
+      const i64 n = std::min(kChunk, e - m0);
+      for (i64 i = 0; i < n; ++i)
+        s[i] = from_stored ? p.row_sum[m0 + i] : 0.0f;
+      for (i64 k = 0; k < p.K; ++k) {
+        for (i64 i = 0; i < n; ++i)
+          s[i] = s[i] + a_at(p, m0 + i, k);
+      }
+      for (i64 i = 0; i < n; ++i) {
+        if (p.row_sum_comp == nullptr) {
+          p.row_sum[m0 + i] = s[i];
+        } else if (p.accumulate) {
+          kahan_add(p.row_sum[m0 + i], p.row_sum_comp[m0 + i], s[i]);
+        } else {
+          p.row_sum[m0 + i] = s[i];
+          p.row_sum_comp[m0 + i] = 0.0f;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void gemm_handwritten(const GemmProblem& p) {
+  static const MicroKernel micro = pick_micro_kernel();
+  const i64 row_tiles = (p.M + kMC - 1) / kMC;
+  const i64 col_tiles = (p.N + kNC - 1) / kNC;
+  const double work = static_cast<double>(p.M) * static_cast<double>(p.N) *
+                      static_cast<double>(std::max<i64>(p.K, 1));
+  // Tiles are numbered column-tile-major so that a thread's consecutive tiles share B.
+  parallel_range(row_tiles * col_tiles, work, [&](i64 b, i64 e) {
+    TileWorker w{p, micro};
+    for (i64 t = b; t < e; ++t)
+      w.run((t % row_tiles) * kMC, (t / row_tiles) * kNC);
+  });
+  row_sums(p);
+}
+
+bool have_blas() {
+#if GRADACCUM_HAVE_BLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+void gemm_blas(const GemmProblem& p) {
+#if GRADACCUM_HAVE_BLAS
+  if (p.M == 0 || p.N == 0 || p.K == 0) {
+    gemm_handwritten(p);  // nothing to multiply: the epilogue alone
+    return;
+  }
+  GA_CHECK(p.M <= INT_MAX && p.N <= INT_MAX && p.K <= INT_MAX,
+           "BLAS GEMM dimensions must fit in int, got M=" << p.M << " N=" << p.N << " K=" << p.K);
+  const auto as_f32 = [](const void* src, i64 n, bool half, std::vector<float>& buf) {
+    if (!half) return static_cast<const float*>(src);
+    buf.resize(static_cast<std::size_t>(n));
+    for (i64 i = 0; i < n; ++i)
+      buf[static_cast<std::size_t>(i)] = load(src, i, true);
+    return static_cast<const float*>(buf.data());
+  };
+  std::vector<float> abuf, bbuf, cbuf;
+  const float* a = as_f32(p.a, p.M * p.K, p.half, abuf);
+  const float* b = as_f32(p.b, p.K * p.N, p.half, bbuf);
+  // sgemm writes C directly (beta = 1 accumulates) unless an epilogue needs the bare product.
+  const bool direct =
+      !p.c_half && p.mask == nullptr && p.comp == nullptr && p.bias == nullptr && !p.relu;
+  float* c = static_cast<float*>(p.c);
+  if (!direct) {
+    cbuf.resize(static_cast<std::size_t>(p.M * p.N));
+    c = cbuf.data();
+  }
+  const int M = static_cast<int>(p.M), N = static_cast<int>(p.N), K = static_cast<int>(p.K);
+  cblas_sgemm(CblasRowMajor, p.a_kmajor ? CblasTrans : CblasNoTrans,
+              p.b_kmajor ? CblasNoTrans : CblasTrans, M, N, K, 1.0f, a, p.a_kmajor ? M : K, b,
+              p.b_kmajor ? N : K, direct && p.accumulate ? 1.0f : 0.0f, c, N);
+  if (!direct) {
+    const bool add_stored = p.accumulate && p.comp == nullptr;
+    for (i64 m = 0; m < p.M; ++m) {
+      for (i64 n = 0; n < p.N; ++n) {
+        float v = cbuf[static_cast<std::size_t>(m * p.N + n)];
+        if (add_stored) v = load(p.c, m * p.N + n, p.c_half) + v;
+        finish(p, m, n, v);
+      }
+    }
+  }
+  row_sums(p);
+#else
+  (void)p;
+  GA_FAIL(
+      "GemmBackend::Vendor on the CPU needs a BLAS library, and gradaccum was built "
+      "without one (install OpenBLAS and reconfigure)");
+#endif
+}
+
+}  // namespace gradaccum::cpu
