@@ -49,8 +49,8 @@ std::int64_t Flags::integer(const std::string& name, std::int64_t fallback, std:
   const auto it = values_.find(name);
   if (it == values_.end()) return fallback;
   const std::string& s = it->second;
-  const std::string range = " (expected an integer in [" + std::to_string(min) + ", " +
-                            std::to_string(max) + "])";
+  const std::string range =
+      " (expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "])";
   if (s.empty() || !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
     throw FlagError("--" + name + " = '" + s + "' is not an integer" + range);
   }
@@ -89,7 +89,8 @@ std::string Flags::choice(const std::string& name, const std::string& fallback,
     if (v == c) return v;
   }
   std::string list;
-  for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
+  for (const auto& c : choices)
+    list += (list.empty() ? "" : "|") + c;
   throw FlagError("--" + name + " = '" + v + "' is not one of " + list);
 }
 

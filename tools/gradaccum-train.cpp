@@ -75,23 +75,26 @@ struct Config {
 std::vector<std::int64_t> split_batch(std::int64_t batch, std::int64_t accum, std::int64_t micro) {
   std::vector<std::int64_t> sizes;
   if (micro > 0) {
-    for (std::int64_t r = 0; r < batch; r += micro) sizes.push_back(std::min(micro, batch - r));
+    for (std::int64_t r = 0; r < batch; r += micro)
+      sizes.push_back(std::min(micro, batch - r));
   } else {
     if (accum > batch) {
       throw FlagError("--accum " + std::to_string(accum) + " exceeds --batch " +
                       std::to_string(batch) + " (each micro-batch needs at least one sample)");
     }
-    for (std::int64_t i = 0; i < accum; ++i) sizes.push_back(batch / accum + (i < batch % accum));
+    for (std::int64_t i = 0; i < accum; ++i)
+      sizes.push_back(batch / accum + (i < batch % accum));
   }
   return sizes;
 }
 
 Config parse(int argc, char** argv) {
   const Flags f(argc, argv,
-                {"device", "dtype", "in", "hidden", "out", "batch", "accum", "micro-batch",
-                 "steps", "lr", "momentum", "weight-decay", "dampening", "reduction", "normalize",
-                 "accum-mode", "loss-scale", "overflow", "gemm", "seed", "data", "targets",
-                 "load-weights", "save-weights", "print-every"},
+                {"device",     "dtype",        "in",           "hidden",       "out",
+                 "batch",      "accum",        "micro-batch",  "steps",        "lr",
+                 "momentum",   "weight-decay", "dampening",    "reduction",    "normalize",
+                 "accum-mode", "loss-scale",   "overflow",     "gemm",         "seed",
+                 "data",       "targets",      "load-weights", "save-weights", "print-every"},
                 {"nesterov", "deterministic", "help"});
   if (f.on("help")) {
     std::fputs(kUsage, stdout);
@@ -115,8 +118,8 @@ Config parse(int argc, char** argv) {
   if (f.has("accum") && f.has("micro-batch")) {
     throw FlagError("give --accum or --micro-batch, not both");
   }
-  c.micro_sizes = split_batch(c.batch, f.integer("accum", 1, 1, kMax),
-                              f.integer("micro-batch", 0, 1, kMax));
+  c.micro_sizes =
+      split_batch(c.batch, f.integer("accum", 1, 1, kMax), f.integer("micro-batch", 0, 1, kMax));
   c.steps = f.integer("steps", c.steps, 1, kMax);
   c.print_every = f.integer("print-every", c.print_every, 0, kMax);
   c.lr = f.number("lr", c.lr, 0, 1e6);
@@ -125,7 +128,7 @@ Config parse(int argc, char** argv) {
   c.dampening = f.number("dampening", c.dampening, 0, 1);
   c.nesterov = f.on("nesterov");
   c.reduction = f.choice("reduction", "mean", {"mean", "sum"}) == "sum" ? ga::Reduction::Sum
-                                                                         : ga::Reduction::Mean;
+                                                                        : ga::Reduction::Mean;
   c.window.normalization(f.choice("normalize", "window", {"window", "micro-batch"}) == "window"
                              ? ga::optim::Normalization::Window
                              : ga::optim::Normalization::MicroBatch);
@@ -136,8 +139,8 @@ Config parse(int argc, char** argv) {
   if (scale == "dynamic") {
     c.window.loss_scaling(ga::optim::LossScaling::dynamic());
   } else if (scale != "none") {
-    c.window.loss_scaling(ga::optim::LossScaling::fixed(
-        static_cast<float>(f.number("loss-scale", 1, 1e-30, 1e30))));
+    c.window.loss_scaling(
+        ga::optim::LossScaling::fixed(static_cast<float>(f.number("loss-scale", 1, 1e-30, 1e30))));
   }
   c.window.overflow(f.choice("overflow", "skip-step", {"skip-step", "drop-micro-batch"}) ==
                             "skip-step"
@@ -163,10 +166,10 @@ Config parse(int argc, char** argv) {
 
 ga::nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out,
                             std::uint64_t seed) {
-  return ga::nn::Sequential({{"fc1", ga::nn::Linear(ga::nn::LinearOptions(in, hidden).seed(seed))},
-                             {"relu", ga::nn::ReLU()},
-                             {"fc2", ga::nn::Linear(ga::nn::LinearOptions(hidden, out).seed(
-                                         seed + 1))}});
+  return ga::nn::Sequential(
+      {{"fc1", ga::nn::Linear(ga::nn::LinearOptions(in, hidden).seed(seed))},
+       {"relu", ga::nn::ReLU()},
+       {"fc2", ga::nn::Linear(ga::nn::LinearOptions(hidden, out).seed(seed + 1))}});
 }
 
 // The training data: from .npy files, or a synthetic regression task y = teacher(x).
@@ -174,17 +177,17 @@ void load_data(const Config& c, std::int64_t rows, ga::Tensor& x, ga::Tensor& y)
   if (!c.data.empty()) {
     x = ga::load_npy(c.data);
     y = ga::load_npy(c.targets);
-    GA_CHECK(x.rank() == 2 && x.size(1) == c.in,
-             "--data " << c.data << ": expected shape [rows, " << c.in << "], got "
-                       << x.shape().str());
-    GA_CHECK(y.rank() == 2 && y.size(1) == c.out,
-             "--targets " << c.targets << ": expected shape [rows, " << c.out << "], got "
-                          << y.shape().str());
-    GA_CHECK(x.size(0) == y.size(0), "--data has " << x.size(0) << " rows but --targets has "
-                                                   << y.size(0));
+    GA_CHECK(x.rank() == 2 && x.size(1) == c.in, "--data " << c.data << ": expected shape [rows, "
+                                                           << c.in << "], got " << x.shape().str());
+    GA_CHECK(y.rank() == 2 && y.size(1) == c.out, "--targets "
+                                                      << c.targets << ": expected shape [rows, "
+                                                      << c.out << "], got " << y.shape().str());
+    GA_CHECK(x.size(0) == y.size(0),
+             "--data has " << x.size(0) << " rows but --targets has " << y.size(0));
     GA_CHECK(x.size(0) >= rows, "--steps " << c.steps << " x --batch " << c.batch << " needs "
                                            << rows << " rows; the data has " << x.size(0));
-    for (float v : x.to_vector()) GA_CHECK(std::isfinite(v), "--data contains non-finite values");
+    for (float v : x.to_vector())
+      GA_CHECK(std::isfinite(v), "--data contains non-finite values");
     for (float v : y.to_vector()) {
       GA_CHECK(std::isfinite(v), "--targets contains non-finite values");
     }
@@ -219,13 +222,13 @@ int run(const Config& c) {
                                              .nesterov(c.nesterov));
 
   const bool tty = isatty(STDOUT_FILENO) != 0;
-  std::printf("gradaccum-train: %s %s, MLP %lld-%lld-%lld, batch %lld = %zu micro-batch(es), "
-              "%lld steps, L1 %s, normalize %s\n",
-              ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
-              static_cast<long long>(c.hidden), static_cast<long long>(c.out),
-              static_cast<long long>(c.batch), c.micro_sizes.size(),
-              static_cast<long long>(c.steps), ga::reduction_name(c.reduction),
-              ga::optim::normalization_name(c.window.normalization()));
+  std::printf(
+      "gradaccum-train: %s %s, MLP %lld-%lld-%lld, batch %lld = %zu micro-batch(es), "
+      "%lld steps, L1 %s, normalize %s\n",
+      ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
+      static_cast<long long>(c.hidden), static_cast<long long>(c.out),
+      static_cast<long long>(c.batch), c.micro_sizes.size(), static_cast<long long>(c.steps),
+      ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()));
   std::fflush(stdout);
 
   // The timing leaves out the first step (allocations, BLAS and device warm-up).
@@ -265,12 +268,12 @@ int run(const Config& c) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (tty) std::printf("\r\033[K");
   if (!c.save_dir.empty()) model.save(c.save_dir);
-  std::printf("summary: steps %lld, samples/s %.4g, step time %.4g ms, final loss %.6g, "
-              "skipped steps %lld, dropped micro-batches %lld, loss scale %g\n",
-              static_cast<long long>(c.steps),
-              static_cast<double>(timed_steps * c.batch) / secs,
-              1e3 * secs / static_cast<double>(timed_steps), last.loss,
-              static_cast<long long>(skipped), static_cast<long long>(dropped), last.loss_scale);
+  std::printf(
+      "summary: steps %lld, samples/s %.4g, step time %.4g ms, final loss %.6g, "
+      "skipped steps %lld, dropped micro-batches %lld, loss scale %g\n",
+      static_cast<long long>(c.steps), static_cast<double>(timed_steps * c.batch) / secs,
+      1e3 * secs / static_cast<double>(timed_steps), last.loss, static_cast<long long>(skipped),
+      static_cast<long long>(dropped), last.loss_scale);
   return 0;
 }
 
