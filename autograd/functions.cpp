@@ -134,13 +134,25 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b, bool fu
       if (b_needs) ctx.mark_written(*bd);
       return;
     }
-    // Frozen weight or bias, or the two in different states: f32 temporaries, then each leaf.
-    Tensor dw = Tensor::empty(wd->value.shape(), DType::f32, g->device());
-    Tensor db = bd ? Tensor::empty(bd->value.shape(), DType::f32, g->device()) : Tensor();
-    linear_backward_params(*g, xd->value, dw, bd ? &db : nullptr, GradientMode::Overwrite, nullptr,
-                           config);
-    if (w_needs) ctx.add_to_leaf(*wd, dw);
-    if (b_needs) ctx.add_to_leaf(*bd, db);
+    // Frozen weight or bias, or the two in different states: one pass per gradient, each straight
+    // into its leaf's target, so that each stays one chain from the stored value (a temporary
+    // added afterwards would make the sum depend on the micro-batch split).
+    if (w_needs) {
+      KahanState kw{tw.compensation, nullptr};
+      linear_backward_params(*g, xd->value, *tw.buffer, nullptr, tw.mode,
+                             tw.compensation ? &kw : nullptr, config);
+      ctx.mark_written(*wd);
+    }
+    if (b_needs) {
+      // db comes with a dw: a discarded scratch one (and its compensation with Kahan).
+      Tensor dw = Tensor::zeros(wd->value.shape(), DType::f32, g->device());
+      Tensor dw_comp =
+          tb.compensation ? Tensor::zeros(wd->value.shape(), DType::f32, g->device()) : Tensor();
+      KahanState kb{&dw_comp, tb.compensation};
+      linear_backward_params(*g, xd->value, dw, tb.buffer, tb.mode, tb.compensation ? &kb : nullptr,
+                             config);
+      ctx.mark_written(*bd);
+    }
   };
   tape->record(std::move(e));
   return out;

@@ -207,7 +207,9 @@ void StepArgs(benchmark::internal::Benchmark* b) {
         if (dtype == f16 && det) continue;
         // Overwrite rows first, so each accumulate row can report acc_vs_ovw.
         for (Path p : {Path::KernelsOverwrite, Path::KernelsAccumulate, Path::Engine}) {
-          if (p == Path::Engine && det) continue;
+          // det=1 engine rows on the CPU: the step a user runs with --deterministic (OpenBLAS
+          // vs the fixed-order kernel). Not on CUDA: its default fp32 path is that kernel already.
+          if (p == Path::Engine && det && c.dev != cpu) continue;
           for (std::int64_t k : c.ks) {
             b->Args({static_cast<std::int64_t>(p), c.dev, dtype, det, c.in, c.hidden, c.out,
                      c.batch, k});

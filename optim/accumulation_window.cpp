@@ -1,9 +1,11 @@
 #include "optim/accumulation_window.h"
 
 #include <cmath>
+#include <memory>
 #include <sstream>
 
 #include "kernels/accumulate.h"
+#include "kernels/l1_loss.h"
 
 namespace gradaccum::optim {
 namespace {
@@ -127,6 +129,10 @@ void AccumulationWindow::backward(const Variable& loss) {
   GA_CHECK(!has_reduction_ || info.reduction == reduction_,
            "AccumulationWindow::backward: micro-batches of one window must share a reduction ("
                << reduction_name(reduction_) << " then " << reduction_name(info.reduction) << ")");
+  GA_CHECK(info.samples > 0 && info.elements > 0,
+           "AccumulationWindow::backward: the micro-batch has no samples ("
+               << info.samples << " samples, " << info.elements
+               << " loss elements): expected at least one");
   ensure_buffers();
 
   const bool scaled = options_.loss_scaling().kind != LossScaling::Kind::None;
@@ -142,8 +148,25 @@ void AccumulationWindow::backward(const Variable& loss) {
     // first gradient is touched (see Variable::backward).
     o.target = autograd::LeafGradTarget::Accumulate;
     o.kahan = kahan;
+    // The window's loss sum continues its chain over this micro-batch's rows (l1_loss_forward,
+    // Accumulate), like the gradients: split-invariant. Adding the micro-batch's own sum would
+    // not be. The prediction and target are taken from the loss's tape entry before backward
+    // frees it.
+    std::shared_ptr<autograd::detail::VarData> pred, target;
+    if (loss.tape() != nullptr) {
+      for (const auto& e : loss.tape()->resolve()->entries()) {
+        if (e.output == loss.data() && e.inputs.size() == 2) {
+          pred = e.inputs[0];
+          target = e.inputs[1];
+        }
+      }
+    }
     loss.backward(o);
-    accumulate(loss_sum_, loss.loss_sum());
+    if (pred && target) {
+      l1_loss_forward(pred->value, target->value, loss_sum_, GradientMode::Accumulate);
+    } else {
+      accumulate(loss_sum_, loss.loss_sum());
+    }
     window_count_micro_batch(counts_, nullptr, samples, elements, loss_scale_, inv_loss_scale_,
                              rule());
   } else {
@@ -155,6 +178,9 @@ void AccumulationWindow::backward(const Variable& loss) {
     for (Variable& p : params_) {
       if (p.scratch_written()) check_finite(p.scratch_grad(), micro_batch_flag_);
     }
+    // A non-finite loss with finite gradients (an infinite target: L1's gradient is only its
+    // sign) is garbage too: dropped like an overflow.
+    check_finite(loss.loss_sum(), micro_batch_flag_);
     for (Variable& p : params_) {
       if (!p.scratch_written()) continue;
       AccumulateOptions a;
@@ -194,6 +220,9 @@ AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
   if (skip_step) {
     for (Variable& p : params_)
       check_finite(p.grad(), skip_flag_);
+    // The window's loss too: an infinite target gives finite (sign) gradients and an infinite
+    // loss, and must not be applied either. Same flag, so still one read per step.
+    check_finite(loss_sum_, skip_flag_);
   }
   WindowDivisor divisor = WindowDivisor::One;
   if (options_.normalization() == Normalization::MicroBatch) {
