@@ -83,14 +83,21 @@ void Module::save(const std::string& dir) const {
 }
 
 void Module::load(const std::string& dir) {
-  for (auto& [name, v] : named_parameters()) {
+  // Every file is read and checked before the first parameter changes: a failed load leaves
+  // the model as it was.
+  auto params = named_parameters();
+  std::vector<Tensor> loaded;
+  loaded.reserve(params.size());
+  for (auto& [name, v] : params) {
     const std::string path = (std::filesystem::path(dir) / (name + ".npy")).string();
     Tensor t = load_npy(path);
     GA_CHECK(t.shape() == v.shape(), "load: '" << path << "' holds " << t.str() << ", parameter '"
                                                << name << "' is " << v.value().str());
     if (t.dtype() != v.dtype()) t = t.to(v.dtype());
-    v.value().copy_from(t);
+    loaded.push_back(std::move(t));
   }
+  for (std::size_t i = 0; i < params.size(); ++i)
+    params[i].second.value().copy_from(loaded[i]);
 }
 
 Variable Module::register_parameter(const std::string& name, Tensor value) {

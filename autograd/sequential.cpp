@@ -12,6 +12,7 @@ Sequential::Sequential(std::initializer_list<SequentialItem> items) {
 
 void Sequential::push_back(SequentialItem item) {
   std::string name = item.name.empty() ? std::to_string(size()) : item.name;
+  GA_CHECK(item.module != nullptr, "Sequential::push_back: module '" << name << "' is null");
   item.module->set_gemm_config(gemm_config());
   register_module(name, std::move(item.module));
 }

@@ -1,7 +1,9 @@
 #include "core/random.h"
 
 #include <cmath>
-#include <vector>
+#include <cstdint>
+
+#include "core/half.h"
 
 namespace gradaccum {
 namespace {
@@ -15,10 +17,24 @@ std::uint64_t splitmix64(std::uint64_t x) {
 
 template <typename Draw>
 Tensor draw(const Shape& shape, std::uint64_t seed, DType dtype, Device device, Draw&& f) {
+  // The tensors first (an OutOfMemoryError naming the bytes when they cannot exist), then the
+  // values drawn straight into the host one.
+  Tensor out = Tensor::empty(shape, dtype, device);
+  Tensor staging = device == Device::CPU ? Tensor() : Tensor::empty(shape, dtype, Device::CPU);
+  Tensor& host = device == Device::CPU ? out : staging;
   CounterRng rng(seed);
-  std::vector<float> values(static_cast<std::size_t>(shape.numel()));
-  for (float& v : values) v = f(rng);
-  return Tensor::from_vector(values, shape, dtype, device);
+  const auto n = static_cast<std::size_t>(shape.numel());
+  if (dtype == DType::f32) {
+    float* p = host.data<float>();
+    for (std::size_t i = 0; i < n; ++i)
+      p[i] = f(rng);
+  } else {
+    auto* p = host.data<std::uint16_t>();
+    for (std::size_t i = 0; i < n; ++i)
+      p[i] = float_to_half_bits(f(rng));
+  }
+  if (device != Device::CPU) out.copy_from(staging);
+  return out;
 }
 
 }  // namespace

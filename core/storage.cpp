@@ -1,6 +1,8 @@
 #include "core/storage.h"
 
+#include <limits>
 #include <new>
+#include <string>
 #include <utility>
 
 #include "core/cuda_device.h"
@@ -14,6 +16,14 @@ constexpr std::align_val_t kHostAlignment{64};  // a cache line, and enough for 
 Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (bytes == 0) return;
   if (device == Device::CPU) {
+    // Aligned operator new rounds the size up to the alignment: sizes within the alignment of
+    // SIZE_MAX would wrap to a tiny block (libstdc++), so they fail here as they would anyway.
+    constexpr std::size_t kMaxBytes =
+        std::numeric_limits<std::size_t>::max() - static_cast<std::size_t>(kHostAlignment);
+    if (bytes > kMaxBytes) {
+      throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) + " bytes",
+                             bytes, __FILE__, __LINE__);
+    }
     try {
       ptr_ = ::operator new(bytes, kHostAlignment);
     } catch (const std::bad_alloc&) {

@@ -1,6 +1,8 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <sstream>
 #include <utility>
@@ -67,8 +69,19 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor Tensor::full(const Shape& shape, float value, DType dtype, Device device) {
-  return from_vector(std::vector<float>(static_cast<std::size_t>(shape.numel()), value), shape,
-                     dtype, device);
+  // The tensor first (an OutOfMemoryError naming the bytes when it cannot exist), then the fill
+  // on the host: no std::vector of the whole size, whose failure would be a bare std::bad_alloc.
+  Tensor out(shape, dtype, device);
+  Tensor staging = device == Device::CPU ? Tensor() : Tensor(shape, dtype, Device::CPU);
+  Tensor& host = device == Device::CPU ? out : staging;
+  const auto n = static_cast<std::size_t>(shape.numel());
+  if (dtype == DType::f32) {
+    std::fill_n(host.data<float>(), n, value);
+  } else {
+    std::fill_n(host.data<std::uint16_t>(), n, float_to_half_bits(value));
+  }
+  if (device != Device::CPU) out.copy_from(staging);
+  return out;
 }
 
 Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, DType dtype,
@@ -102,7 +115,15 @@ void Tensor::check_element_size(std::size_t size) const {
 std::vector<float> Tensor::to_vector() const {
   GA_CHECK(defined_, "to_vector of an undefined tensor");
   if (is_cuda()) return to(Device::CPU).to_vector();
-  std::vector<float> out(static_cast<std::size_t>(numel()));
+  std::vector<float> out;
+  try {
+    out.resize(static_cast<std::size_t>(numel()));
+  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
+    const std::size_t bytes = static_cast<std::size_t>(numel()) * sizeof(float);
+    throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) +
+                               " bytes for to_vector() of " + str(),
+                           bytes, __FILE__, __LINE__);
+  }
   if (dtype_ == DType::f32) {
     if (!out.empty()) std::memcpy(out.data(), raw_data(), nbytes());
   } else {

@@ -121,6 +121,10 @@ Config parse(int argc, char** argv) {
   c.micro_sizes =
       split_batch(c.batch, f.integer("accum", 1, 1, kMax), f.integer("micro-batch", 0, 1, kMax));
   c.steps = f.integer("steps", c.steps, 1, kMax);
+  if (c.steps > kMax / c.batch) {
+    throw FlagError("--steps " + std::to_string(c.steps) + " x --batch " + std::to_string(c.batch) +
+                    " rows is too many (expected at most " + std::to_string(kMax) + " rows)");
+  }
   c.print_every = f.integer("print-every", c.print_every, 0, kMax);
   c.lr = f.number("lr", c.lr, 0, 1e6);
   c.momentum = f.number("momentum", c.momentum, 0, 1);

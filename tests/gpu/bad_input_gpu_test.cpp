@@ -1,0 +1,142 @@
+// Bad input on the CUDA device (the emulated one in CI): running out of device memory in the
+// middle of a window, non-finite data in an f32 model without loss scaling, and counts past
+// 2^32 in the device's window counters. The CPU side of each is in tests/cpu/bad_input_test.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/window_scalars.h"
+#include "mlp_helpers.h"
+
+namespace gradaccum::test {
+namespace {
+
+using autograd::Variable;
+using optim::AccumulationWindow;
+using optim::OverflowPolicy;
+using optim::SGD;
+using optim::SGDOptions;
+using optim::StepReport;
+using optim::WindowOptions;
+
+// A micro-batch whose activations cannot fit on any device (1 TiB) fails with an
+// OutOfMemoryError in the forward; the window keeps the micro-batches before it, takes the ones
+// after it, and steps exactly as if the failed one had never been tried. No memory is kept.
+TEST(BadInputGpu, OutOfMemoryMidWindowLeavesTheWindowIntact) {
+  GA_REQUIRE_CUDA();
+  constexpr std::int64_t kHidden = std::int64_t{1} << 14, kHuge = std::int64_t{1} << 24;
+  auto make = [] {
+    nn::Sequential m = make_mlp(1, kHidden, 1, 11);
+    m.to(Device::CUDA);
+    return m;
+  };
+  nn::Sequential model = make();
+  nn::Sequential ref = make();
+  AccumulationWindow window(model.parameters());
+  AccumulationWindow ref_window(ref.parameters());
+  SGD opt(model.parameters(), SGDOptions(0.05).momentum(0.9));
+  SGD ref_opt(ref.parameters(), SGDOptions(0.05).momentum(0.9));
+  nn::L1Loss mean;
+  Tensor x = random_tensor({4, 1}, 1, DType::f32, Device::CUDA);
+  Tensor y = random_tensor({4, 1}, 2, DType::f32, Device::CUDA);
+
+  window.zero_grad();
+  window.backward(mean(model(Variable(x.rows(0, 2))), Variable(y.rows(0, 2))));
+  const std::size_t in_window = cuda_bytes_in_use();
+  {
+    Variable huge_x(Tensor::zeros({kHuge, 1}, DType::f32, Device::CUDA));
+    Variable huge_y(Tensor::zeros({kHuge, 1}, DType::f32, Device::CUDA));
+    try {
+      window.backward(mean(model(huge_x), huge_y));
+      FAIL() << "a [" << kHuge << ", " << kHidden << "] activation was allocated";
+    } catch (const OutOfMemoryError& e) {
+      EXPECT_GE(e.bytes(), static_cast<std::size_t>(kHuge * kHidden) * 4) << e.what();
+      EXPECT_NE(std::string(e.what()).find("out of memory"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(cuda_bytes_in_use(), in_window) << "the failed micro-batch kept device memory";
+  EXPECT_EQ(window.micro_batches_submitted(), 1);
+  window.backward(mean(model(Variable(x.rows(2, 4))), Variable(y.rows(2, 4))));
+  const StepReport rep = opt.step(window);
+  EXPECT_TRUE(rep.applied);
+  EXPECT_EQ(rep.samples, 4);
+  EXPECT_EQ(rep.micro_batches, 2);
+
+  window_step(ref, ref_window, ref_opt, x.to(Device::CUDA), y.to(Device::CUDA), {2, 2},
+              Reduction::Mean);
+  EXPECT_LE(max_rel_diff(snapshot(model.parameters()), snapshot(ref.parameters())), 1e-6);
+  // The next window trains normally.
+  EXPECT_TRUE(
+      window_step(model, window, opt, x.to(Device::CUDA), y.to(Device::CUDA), {4}, Reduction::Mean)
+          .applied);
+}
+
+Tensor with_value_at(const Tensor& t, std::size_t i, float value) {
+  auto v = t.to_vector();
+  v[i] = value;
+  return Tensor::from_vector(v, t.shape(), t.dtype(), t.device());
+}
+
+// f32, no loss scaling, both policies: a NaN or infinite target in the second micro-batch is
+// caught on the device (skip-step: the step is not applied; drop-micro-batch: that micro-batch
+// is dropped), never applied.
+TEST(BadInputGpu, NonFiniteTargetsInAnF32ModelAreNeverApplied) {
+  GA_REQUIRE_CUDA();
+  constexpr std::int64_t kIn = 4, kHidden = 6, kOut = 2;
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    for (OverflowPolicy policy : {OverflowPolicy::SkipStep, OverflowPolicy::DropMicroBatch}) {
+      SCOPED_TRACE(std::to_string(bad) + ", " + optim::overflow_policy_name(policy));
+      nn::Sequential model = make_mlp(kIn, kHidden, kOut, 5);
+      model.to(Device::CUDA);
+      AccumulationWindow window(model.parameters(), WindowOptions().overflow(policy));
+      SGD opt(model.parameters(), SGDOptions(0.05).momentum(0.9));
+      const auto before = snapshot(model.parameters());
+      Tensor x = random_tensor({6, kIn}, 100, DType::f32, Device::CUDA);
+      Tensor y =
+          with_value_at(random_tensor({6, kOut}, 200, DType::f32, Device::CUDA), 4 * kOut + 1, bad);
+      const StepReport rep = window_step(model, window, opt, x, y, {3, 3}, Reduction::Mean);
+      if (policy == OverflowPolicy::SkipStep) {
+        EXPECT_FALSE(rep.applied) << rep.str();
+        EXPECT_EQ(snapshot(model.parameters()), before);
+      } else {
+        EXPECT_TRUE(rep.applied) << rep.str();
+        EXPECT_EQ(rep.micro_batches_dropped, 1);
+        EXPECT_EQ(rep.samples, 3);
+        EXPECT_TRUE(std::isfinite(rep.loss)) << rep.str();
+      }
+      for (const auto& p : snapshot(model.parameters())) {
+        for (float v : p)
+          ASSERT_TRUE(std::isfinite(v));
+      }
+    }
+  }
+}
+
+// The device's window counters: 64-bit, exact past 2^32 samples and elements.
+TEST(BadInputGpu, DeviceCountsPast2To32AreExact) {
+  GA_REQUIRE_CUDA();
+  Storage counts = make_window_counts(Device::CUDA);
+  Tensor ls = Tensor::full({1}, 1.0f, DType::f32, Device::CUDA);
+  Tensor inv = Tensor::full({1}, 1.0f, DType::f32, Device::CUDA);
+  const LossScaleRule rule;
+  constexpr std::uint64_t samples = 3'000'000'019ull;  // past 2^31; three of them past 2^33
+  for (int i = 0; i < 3; ++i)
+    window_count_micro_batch(counts, nullptr, samples, 3 * samples, ls, inv, rule);
+  const WindowCounts c = read_window_counts(counts);
+  EXPECT_EQ(c.micro_batches, 3u);
+  EXPECT_EQ(c.samples, 3 * samples);
+  EXPECT_EQ(c.elements, 9 * samples);
+  Tensor gs = Tensor::zeros({1}, DType::f32, Device::CUDA);
+  NonFiniteFlag skip(Device::CUDA);
+  window_grad_scale(counts, WindowDivisor::Elements, nullptr, gs, skip);
+  EXPECT_EQ(gs.to_vector()[0], static_cast<float>(1.0 / (9.0 * static_cast<double>(samples))));
+  EXPECT_FALSE(skip.raised());
+}
+
+}  // namespace
+}  // namespace gradaccum::test
