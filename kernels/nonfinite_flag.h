@@ -12,13 +12,13 @@ namespace gradaccum {
 
 class NonFiniteFlag {
  public:
-  explicit NonFiniteFlag(Device device);
+  explicit NonFiniteFlag(Device device);  // zeroed; throws if the device does not exist
   Device device() const { return storage_.device(); }
   // The flag word: 0 = all finite, non-zero = raised. Kernels set it, never clear it.
   std::uint32_t* word() { return static_cast<std::uint32_t*>(storage_.data()); }
   const std::uint32_t* word() const { return static_cast<const std::uint32_t*>(storage_.data()); }
-  bool raised() const;  // reads the word (one device-to-host copy for CUDA)
-  void clear();
+  bool raised() const;  // reads the word (one device-to-host copy for CUDA: it synchronises)
+  void clear();         // zeroes the word (a memset on the default stream for CUDA)
 
  private:
   Storage storage_;

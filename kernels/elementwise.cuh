@@ -1,0 +1,104 @@
+// Device helpers shared by the elementwise CUDA kernels (ReLU, L1 loss, accumulation, SGD):
+// launch geometry for grid-stride loops and 16-byte vectorised loads/stores of packs of 8
+// elements. Include from .cu files only; private to kernels/.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace gradaccum::cuda::ew {
+
+// Every elementwise kernel works on packs of kPack elements: 32 bytes of f32 (two 16-byte
+// accesses) or 16 bytes of f16 (one), so one thread has several independent loads in flight.
+constexpr int kPack = 8;
+constexpr int kBlock = 256;
+// Enough blocks to fill an H100 (132 SMs x 8 resident 256-thread blocks) about twice; larger
+// tensors are covered by the grid-stride loops.
+constexpr std::int64_t kMaxBlocks = 2048;
+
+// Blocks for `units` independent work items (one per thread, grid-stride beyond that).
+inline dim3 grid_for(std::int64_t units) {
+  std::int64_t blocks = (units + kBlock - 1) / kBlock;
+  if (blocks < 1) blocks = 1;
+  if (blocks > kMaxBlocks) blocks = kMaxBlocks;
+  return dim3(static_cast<unsigned>(blocks));
+}
+
+// Geometry for n elements processed in packs of kPack (plus a scalar tail).
+inline dim3 grid_for_elements(std::int64_t n) {
+  return grid_for((n + kPack - 1) / kPack);
+}
+
+// True when p is null or 16-byte aligned (the vectorised path needs every pointer aligned).
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
+
+// f16 data crosses the launcher boundary as 16-bit patterns and is __half in the kernels.
+__host__ __device__ inline const __half* as_half(const std::uint16_t* p) {
+  return reinterpret_cast<const __half*>(p);
+}
+__host__ __device__ inline __half* as_half(std::uint16_t* p) {
+  return reinterpret_cast<__half*>(p);
+}
+
+template <typename T>
+struct Pack {
+  T v[kPack];
+};
+
+template <typename T>
+__device__ __forceinline__ Pack<T> load_pack(const T* base, std::int64_t pack) {
+  static_assert((kPack * sizeof(T)) % 16 == 0, "a pack is a whole number of 16-byte words");
+  constexpr int kWords = static_cast<int>(kPack * sizeof(T) / 16);
+  const uint4* src = reinterpret_cast<const uint4*>(base) + pack * kWords;
+  uint4 words[kWords];
+#pragma unroll
+  for (int j = 0; j < kWords; ++j)
+    words[j] = src[j];
+  Pack<T> p;
+  memcpy(static_cast<void*>(&p), words, sizeof p);
+  return p;
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pack(T* base, std::int64_t pack, const Pack<T>& p) {
+  constexpr int kWords = static_cast<int>(kPack * sizeof(T) / 16);
+  uint4 words[kWords];
+  memcpy(words, static_cast<const void*>(&p), sizeof p);
+  uint4* dst = reinterpret_cast<uint4*>(base) + pack * kWords;
+#pragma unroll
+  for (int j = 0; j < kWords; ++j)
+    dst[j] = words[j];
+}
+
+__device__ __forceinline__ std::int64_t global_thread() {
+  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::int64_t grid_threads() {
+  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+}
+
+__device__ __forceinline__ bool finite_f32(float x) {
+  // Exponent field not all ones (no isfinite from the host library in device code).
+  std::uint32_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x7F800000u) != 0x7F800000u;
+}
+__device__ __forceinline__ bool finite_f16(__half h) {
+  return (__half_as_ushort(h) & 0x7C00u) != 0x7C00u;
+}
+
+// The flag word of a NonFiniteFlag: kernels only ever raise it (a benign same-value race).
+__device__ __forceinline__ void raise_flag(std::uint32_t* flag) {
+  if (flag != nullptr) *flag = 1u;
+}
+// A raised skip_if flag means the kernel does nothing (decided on the device, no host sync).
+__device__ __forceinline__ bool skipped(const std::uint32_t* skip_if) {
+  return skip_if != nullptr && *skip_if != 0u;
+}
+
+}  // namespace gradaccum::cuda::ew

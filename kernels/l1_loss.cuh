@@ -1,0 +1,23 @@
+// CUDA launchers of the L1 loss kernels (kernels/l1_loss.cu). Plain C++ types: f16 data is
+// passed as its 16-bit patterns. Default stream.
+#pragma once
+
+#include <cstdint>
+
+namespace gradaccum::cuda {
+
+// *loss = (accumulate ? *loss : 0) + row_sum[0] + row_sum[1] + ... (one f32 chain in row
+// order), row_sum[r] = f32 chain over the columns of |pred - target|. rows may be 0.
+void l1_loss_forward_f32(const float* pred, const float* target, float* loss, std::int64_t rows,
+                         std::int64_t cols, bool accumulate);
+void l1_loss_forward_f16(const std::uint16_t* pred, const std::uint16_t* target, float* loss,
+                         std::int64_t rows, std::int64_t cols, bool accumulate);
+
+// dpred (=, or += when accumulate) sign(pred - target) * (factor * *scale); scale may be null.
+void l1_loss_backward_f32(const float* pred, const float* target, float factor, const float* scale,
+                          float* dpred, std::int64_t n, bool accumulate);
+void l1_loss_backward_f16(const std::uint16_t* pred, const std::uint16_t* target, float factor,
+                          const float* scale, std::uint16_t* dpred, std::int64_t n,
+                          bool accumulate);
+
+}  // namespace gradaccum::cuda

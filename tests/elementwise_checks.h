@@ -1,0 +1,652 @@
+// Checks of the elementwise ops (ReLU, L1 loss, accumulation, SGD) shared by the CPU tests
+// (tests/cpu/*) and the GPU tests (tests/gpu/*): each runs an op on one device against a
+// float64 reference and returns the result on the host, so that the GPU tests can also compare
+// CUDA with the CPU bit for bit.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <sstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/half.h"
+#include "core/tensor.h"
+#include "kernels/accumulate.h"
+#include "kernels/gradient_mode.h"
+#include "kernels/l1_loss.h"
+#include "kernels/nonfinite_flag.h"
+#include "kernels/relu.h"
+#include "kernels/sgd.h"
+#include "test_util.h"
+
+namespace gradaccum::test::ew {
+
+// Odd sizes, a scalar, zero-size tensors and higher ranks.
+inline std::vector<Shape> test_shapes() {
+  return {Shape{},  Shape{1},    Shape{3},     Shape{17},      Shape{1000},   Shape{4097},
+          Shape{0}, Shape{0, 5}, Shape{3, 17}, Shape{2, 3, 5}, Shape{7, 129}, Shape{31, 33}};
+}
+
+inline std::string case_name(const Shape& s, DType dt) {
+  return s.str() + " " + dtype_name(dt);
+}
+
+// The value a single rounding of the exact result to `dt` gives.
+inline double round_to(double v, DType dt) {
+  if (dt == DType::f32) return static_cast<double>(static_cast<float>(v));
+  return static_cast<double>(half_bits_to_float(double_to_half_bits(v)));
+}
+// One f32 operation: the exact result (a double here, exact or correctly rounded twice, which
+// is innocuous since 53 >= 2 * 24 + 2) rounded to f32.
+inline double f32(double v) {
+  return static_cast<double>(static_cast<float>(v));
+}
+
+inline std::vector<double> widen(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
+
+// Exact comparison (NaN matches NaN); reports the number of mismatches and the first one.
+inline void expect_values(const std::vector<float>& got, const std::vector<double>& want,
+                          const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  std::size_t bad = 0;
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const bool same =
+        std::isnan(want[i]) ? std::isnan(got[i]) : static_cast<double>(got[i]) == want[i];
+    if (!same && bad++ == 0) first = i;
+  }
+  EXPECT_EQ(bad, 0u) << what << ": first mismatch at element " << first << ": got " << got[first]
+                     << ", want " << want[first];
+}
+
+// Raw bytes of a tensor (copied to the host).
+inline std::vector<std::uint8_t> bytes_of(const Tensor& t) {
+  const Tensor h = t.to(Device::CPU);
+  std::vector<std::uint8_t> b(h.nbytes());
+  if (!b.empty()) std::memcpy(b.data(), h.raw_data(), b.size());
+  return b;
+}
+
+// Bit-for-bit equality of two tensors (any devices), reporting the first differing element.
+inline void expect_same_bits(const Tensor& a, const Tensor& b, const std::string& what) {
+  ASSERT_EQ(a.shape(), b.shape()) << what;
+  ASSERT_EQ(a.dtype(), b.dtype()) << what;
+  const std::vector<std::uint8_t> x = bytes_of(a);
+  const std::vector<std::uint8_t> y = bytes_of(b);
+  const std::size_t es = dtype_size(a.dtype());
+  std::size_t bad = 0;
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < x.size(); i += es) {
+    if (std::memcmp(&x[i], &y[i], es) != 0 && bad++ == 0) first = i / es;
+  }
+  if (bad != 0) {
+    const std::vector<float> va = a.to_vector();
+    const std::vector<float> vb = b.to_vector();
+    ADD_FAILURE() << what << ": " << bad << " elements differ in their bits, first at " << first
+                  << ": " << va[first] << " vs " << vb[first];
+  }
+}
+
+// An error whose message contains `needle`.
+#define GA_EXPECT_ERROR(stmt, needle)                                                      \
+  do {                                                                                     \
+    try {                                                                                  \
+      stmt;                                                                                \
+      ADD_FAILURE() << "expected gradaccum::Error from " #stmt;                            \
+    } catch (const ::gradaccum::Error& e) {                                                \
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)                     \
+          << "message of " #stmt " does not mention \"" << (needle) << "\": " << e.what(); \
+    }                                                                                      \
+  } while (0)
+
+inline Tensor scalar(float v, Device dev) {
+  return Tensor::from_vector({v}, {1}, DType::f32, dev);
+}
+
+// ---- ReLU ---------------------------------------------------------------------------------
+
+inline Tensor check_relu_forward(Device dev, const Shape& s, DType dt, std::uint64_t seed) {
+  SCOPED_TRACE("relu_forward " + case_name(s, dt));
+  const Tensor x = random_tensor(s, seed, dt, dev, -2.0f, 2.0f);
+  Tensor y = poisoned(s, dt, dev);
+  relu_forward(x, y);
+  const std::vector<float> xv = x.to_vector();
+  std::vector<double> want(xv.size());
+  for (std::size_t i = 0; i < xv.size(); ++i)
+    want[i] = std::max(0.0, static_cast<double>(xv[i]));
+  expect_values(y.to_vector(), want, "y");
+  return y.to(Device::CPU);
+}
+
+// y: a ReLU output (about half zeros), as the backward gets it.
+inline Tensor relu_output(const Shape& s, DType dt, Device dev, std::uint64_t seed) {
+  std::vector<float> v = random_values(s.numel(), seed);
+  for (float& x : v)
+    x = std::max(x, 0.0f);
+  return Tensor::from_vector(v, s, dt, dev);
+}
+
+inline Tensor check_relu_backward(Device dev, const Shape& s, DType dt, GradientMode mode,
+                                  std::uint64_t seed) {
+  SCOPED_TRACE("relu_backward " + case_name(s, dt) + " mode " +
+               std::to_string(static_cast<int>(mode)));
+  const Tensor dy = random_tensor(s, seed, dt, dev, -4.0f, 4.0f);
+  const Tensor y = relu_output(s, dt, dev, seed + 1);
+  Tensor dx = mode == GradientMode::Overwrite ? poisoned(s, dt, dev)
+                                              : random_tensor(s, seed + 2, dt, dev, -4.0f, 4.0f);
+  const std::vector<float> before = dx.to_vector();
+  relu_backward(dy, y, dx, mode);
+  const std::vector<float> g = dy.to_vector();
+  const std::vector<float> m = y.to_vector();
+  std::vector<double> want(g.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const double gi = m[i] > 0.0f ? g[i] : 0.0;
+    switch (mode) {
+      case GradientMode::Ignore:
+        want[i] = before[i];
+        break;
+      case GradientMode::Overwrite:
+        want[i] = gi;
+        break;
+      case GradientMode::Accumulate:
+        want[i] = round_to(static_cast<double>(before[i]) + gi, dt);
+        break;
+    }
+  }
+  expect_values(dx.to_vector(), want, "dx");
+  if (mode == GradientMode::Accumulate) {
+    // Accumulate == Overwrite + previous contents (one rounding).
+    Tensor fresh = poisoned(s, dt, dev);
+    relu_backward(dy, y, fresh, GradientMode::Overwrite);
+    const std::vector<float> o = fresh.to_vector();
+    std::vector<double> sum(o.size());
+    for (std::size_t i = 0; i < o.size(); ++i) {
+      sum[i] = round_to(static_cast<double>(before[i]) + o[i], dt);
+    }
+    expect_values(dx.to_vector(), sum, "accumulate vs overwrite + previous");
+  }
+  return dx.to(Device::CPU);
+}
+
+inline void check_relu_errors(Device dev) {
+  Tensor x = random_tensor({4, 3}, 1, DType::f32, dev);
+  Tensor y = Tensor::empty({4, 3}, DType::f32, dev);
+  Tensor wrong_shape = Tensor::empty({3, 4}, DType::f32, dev);
+  Tensor wrong_dtype = Tensor::empty({4, 3}, DType::f16, dev);
+  GA_EXPECT_ERROR(relu_forward(x, wrong_shape), "shape");
+  GA_EXPECT_ERROR(relu_forward(x, wrong_dtype), "dtype");
+  GA_EXPECT_ERROR(relu_forward(x, x), "alias");
+  GA_EXPECT_ERROR(relu_forward(Tensor(), y), "undefined");
+  GA_EXPECT_ERROR(relu_backward(x, y, wrong_shape, GradientMode::Overwrite), "shape");
+  GA_EXPECT_ERROR(relu_backward(x, wrong_shape, y, GradientMode::Overwrite), "shape");
+  GA_EXPECT_ERROR(relu_backward(x, y, wrong_dtype, GradientMode::Accumulate), "dtype");
+  GA_EXPECT_ERROR(relu_backward(x, wrong_dtype, y, GradientMode::Accumulate), "dtype");
+}
+
+// ---- L1 loss ------------------------------------------------------------------------------
+
+// Σ|pred - target| in float64 of the values the tensors hold.
+inline double l1_sum_reference(const Tensor& pred, const Tensor& target) {
+  const std::vector<float> p = pred.to_vector();
+  const std::vector<float> t = target.to_vector();
+  double s = 0.0;
+  for (std::size_t i = 0; i < p.size(); ++i)
+    s += std::fabs(static_cast<double>(p[i]) - t[i]);
+  return s;
+}
+
+// Forward in the given mode; returns the loss. Checks against float64 within the error bound of
+// an f32 chain of positive terms (each |p - t| rounded once, each addition once).
+inline float check_l1_forward(Device dev, const Shape& s, DType dt, GradientMode mode,
+                              std::uint64_t seed) {
+  SCOPED_TRACE("l1_loss_forward " + case_name(s, dt) + " mode " +
+               std::to_string(static_cast<int>(mode)));
+  const Tensor pred = random_tensor(s, seed, dt, dev);
+  const Tensor target = random_tensor(s, seed + 1, dt, dev);
+  const float start = 1.5f + 0.5f * random_values(1, seed + 2)[0];  // in (1, 2)
+  Tensor loss =
+      mode == GradientMode::Overwrite ? poisoned({1}, DType::f32, dev) : scalar(start, dev);
+  l1_loss_forward(pred, target, loss, mode);
+  const float got = loss.to_vector()[0];
+  if (mode == GradientMode::Ignore) {
+    EXPECT_EQ(got, start);
+    return got;
+  }
+  const double sum = l1_sum_reference(pred, target);
+  const double want = mode == GradientMode::Accumulate ? start + sum : sum;
+  const double n = static_cast<double>(s.numel()) + 2.0;
+  const double tol =
+      n * std::ldexp(1.0, -23) * (sum + (mode == GradientMode::Accumulate ? start : 0.0));
+  EXPECT_TRUE(std::isfinite(got));
+  EXPECT_LE(std::fabs(static_cast<double>(got) - want), tol) << "got " << got << ", want " << want;
+  return got;
+}
+
+// The forward over rows [0, N) in one call equals, bit for bit, the same rows split into
+// micro-batches (Overwrite on the first, Accumulate on the rest).
+inline void check_l1_split_invariance(Device dev, const Shape& s, DType dt,
+                                      const std::vector<std::int64_t>& cuts, std::uint64_t seed) {
+  SCOPED_TRACE("l1 split " + case_name(s, dt));
+  const Tensor pred = random_tensor(s, seed, dt, dev);
+  const Tensor target = random_tensor(s, seed + 1, dt, dev);
+  Tensor whole = poisoned({1}, DType::f32, dev);
+  l1_loss_forward(pred, target, whole, GradientMode::Overwrite);
+  Tensor split = poisoned({1}, DType::f32, dev);
+  std::int64_t begin = 0;
+  std::vector<std::int64_t> ends = cuts;
+  ends.push_back(s[0]);
+  for (std::int64_t end : ends) {
+    const Tensor p = pred.rows(begin, end);
+    const Tensor t = target.rows(begin, end);
+    l1_loss_forward(p, t, split, begin == 0 ? GradientMode::Overwrite : GradientMode::Accumulate);
+    begin = end;
+  }
+  expect_same_bits(split, whole, "split vs whole");
+}
+
+inline Tensor check_l1_backward(Device dev, const Shape& s, DType dt, GradientMode mode,
+                                bool with_scale, std::uint64_t seed) {
+  SCOPED_TRACE("l1_loss_backward " + case_name(s, dt) + " mode " +
+               std::to_string(static_cast<int>(mode)) + (with_scale ? " scaled" : ""));
+  const Tensor pred = random_tensor(s, seed, dt, dev);
+  std::vector<float> tv = random_values(s.numel(), seed + 1);
+  const std::vector<float> pv = pred.to_vector();
+  for (std::size_t i = 0; i < tv.size(); i += 7)
+    tv[i] = pv[i];  // some exact ties: gradient 0
+  const Tensor target = Tensor::from_vector(tv, s, dt, dev);
+  const float factor = 1.0f / 37.0f;
+  const float scale_value = 1024.5f;
+  const Tensor scale = scalar(scale_value, dev);
+  Tensor dpred = mode == GradientMode::Overwrite ? poisoned(s, dt, dev)
+                                                 : random_tensor(s, seed + 2, dt, dev, -0.1f, 0.1f);
+  const std::vector<float> before = dpred.to_vector();
+  l1_loss_backward(pred, target, factor, with_scale ? &scale : nullptr, dpred, mode);
+  // The coefficient is the f32 product factor * scale; sign * coefficient is exact.
+  const double coef = with_scale ? f32(static_cast<double>(factor) * scale_value) : factor;
+  const std::vector<float> t = target.to_vector();
+  std::vector<double> want(pv.size());
+  for (std::size_t i = 0; i < pv.size(); ++i) {
+    const double g = pv[i] > t[i] ? coef : (pv[i] < t[i] ? -coef : 0.0);
+    switch (mode) {
+      case GradientMode::Ignore:
+        want[i] = before[i];
+        break;
+      case GradientMode::Overwrite:
+        want[i] = round_to(g, dt);
+        break;
+      case GradientMode::Accumulate:
+        // Computed in f32, then rounded to the dtype.
+        want[i] = round_to(f32(static_cast<double>(before[i]) + g), dt);
+        break;
+    }
+  }
+  expect_values(dpred.to_vector(), want, "dpred");
+  return dpred.to(Device::CPU);
+}
+
+inline void check_l1_errors(Device dev) {
+  const Tensor pred = random_tensor({4, 3}, 1, DType::f32, dev);
+  const Tensor target = random_tensor({4, 3}, 2, DType::f32, dev);
+  const Tensor target_shape = random_tensor({3, 4}, 2, DType::f32, dev);
+  const Tensor target_f16 = random_tensor({4, 3}, 2, DType::f16, dev);
+  Tensor loss = Tensor::zeros({1}, DType::f32, dev);
+  Tensor loss2 = Tensor::zeros({2}, DType::f32, dev);
+  Tensor loss_f16 = Tensor::zeros({1}, DType::f16, dev);
+  GA_EXPECT_ERROR(l1_loss_forward(pred, target_shape, loss, GradientMode::Overwrite), "shape");
+  GA_EXPECT_ERROR(l1_loss_forward(pred, target_f16, loss, GradientMode::Overwrite), "dtype");
+  GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss2, GradientMode::Overwrite), "f32 [1]");
+  GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss_f16, GradientMode::Accumulate), "f32 [1]");
+  Tensor dpred = Tensor::zeros({4, 3}, DType::f32, dev);
+  Tensor dpred_f16 = Tensor::zeros({4, 3}, DType::f16, dev);
+  Tensor dpred_shape = Tensor::zeros({12}, DType::f32, dev);
+  GA_EXPECT_ERROR(l1_loss_backward(pred, target, 1.0f, nullptr, dpred_f16, GradientMode::Overwrite),
+                  "dtype");
+  GA_EXPECT_ERROR(
+      l1_loss_backward(pred, target, 1.0f, nullptr, dpred_shape, GradientMode::Overwrite), "shape");
+  GA_EXPECT_ERROR(l1_loss_backward(pred, target, 1.0f, &loss2, dpred, GradientMode::Overwrite),
+                  "scale");
+}
+
+// ---- accumulation -------------------------------------------------------------------------
+
+struct AccCase {
+  DType acc;
+  DType g;
+  bool kahan;
+  bool scaled;
+};
+
+inline std::string acc_case_name(const AccCase& c) {
+  return std::string("acc ") + dtype_name(c.acc) + " += g " + dtype_name(c.g) +
+         (c.kahan ? " kahan" : "") + (c.scaled ? " scaled" : "");
+}
+
+inline std::vector<AccCase> acc_cases() {
+  std::vector<AccCase> out;
+  for (bool scaled : {false, true}) {
+    out.push_back({DType::f32, DType::f32, false, scaled});
+    out.push_back({DType::f32, DType::f16, false, scaled});
+    out.push_back({DType::f16, DType::f16, false, scaled});
+    out.push_back({DType::f32, DType::f32, true, scaled});
+    out.push_back({DType::f32, DType::f16, true, scaled});
+  }
+  return out;
+}
+
+struct AccResult {
+  Tensor acc;
+  Tensor comp;  // undefined unless Kahan
+};
+
+// One accumulate call against a float64 reference rounded at the documented points.
+inline AccResult check_accumulate(Device dev, const Shape& s, const AccCase& c,
+                                  std::uint64_t seed) {
+  SCOPED_TRACE("accumulate " + s.str() + " " + acc_case_name(c));
+  const float scale_value = 0.3f;  // not a power of two: the product really rounds
+  const Tensor scale = scalar(scale_value, dev);
+  Tensor acc = random_tensor(s, seed, c.acc, dev, -8.0f, 8.0f);
+  const Tensor g = random_tensor(s, seed + 1, c.g, dev, -2.0f, 2.0f);
+  Tensor comp;
+  if (c.kahan) comp = random_tensor(s, seed + 2, DType::f32, dev, -1e-6f, 1e-6f);
+  const std::vector<float> a0 = acc.to_vector();
+  const std::vector<float> gv = g.to_vector();
+  const std::vector<float> c0 = c.kahan ? comp.to_vector() : std::vector<float>();
+  NonFiniteFlag flag(dev);
+  AccumulateOptions o;
+  o.scale = c.scaled ? &scale : nullptr;
+  o.compensation = c.kahan ? &comp : nullptr;
+  o.nonfinite = &flag;
+  accumulate(acc, g, o);
+  EXPECT_FALSE(flag.raised());
+  std::vector<double> want(a0.size());
+  std::vector<double> want_comp(c0.size());
+  for (std::size_t i = 0; i < a0.size(); ++i) {
+    double x = c.scaled ? f32(static_cast<double>(gv[i]) * scale_value) : gv[i];
+    if (c.kahan) {
+      const double y = f32(x + c0[i]);
+      const double t = f32(a0[i] + y);
+      want_comp[i] = f32(y - f32(t - a0[i]));
+      want[i] = t;
+    } else if (c.acc == DType::f16) {
+      if (c.scaled) x = round_to(x, DType::f16);
+      want[i] = round_to(static_cast<double>(a0[i]) + x, DType::f16);
+    } else {
+      want[i] = f32(static_cast<double>(a0[i]) + x);
+    }
+  }
+  expect_values(acc.to_vector(), want, "acc");
+  if (c.kahan) {
+    expect_values(comp.to_vector(), want_comp, "comp");
+  }
+  AccResult r{acc.to(Device::CPU), Tensor()};
+  if (c.kahan) r.comp = comp.to(Device::CPU);
+  return r;
+}
+
+// Stagnation: adding 1e-8 to 1.0 a thousand times leaves a naive f32 sum at 1.0 (each addend is
+// under half an ulp of 1); Kahan keeps the lost part in comp, so acc + comp is right.
+inline void check_kahan_beats_naive(Device dev) {
+  const Shape s{37};
+  Tensor naive = Tensor::full(s, 1.0f, DType::f32, dev);
+  Tensor kahan = Tensor::full(s, 1.0f, DType::f32, dev);
+  Tensor comp = Tensor::zeros(s, DType::f32, dev);
+  const Tensor g = Tensor::full(s, 1e-8f, DType::f32, dev);
+  AccumulateOptions ko;
+  ko.compensation = &comp;
+  const int steps = 1000;
+  for (int k = 0; k < steps; ++k) {
+    accumulate(naive, g, {});
+    accumulate(kahan, g, ko);
+  }
+  const double exact = 1.0 + steps * static_cast<double>(1e-8f);
+  const std::vector<float> nv = naive.to_vector();
+  const std::vector<float> kv = kahan.to_vector();
+  const std::vector<float> cv = comp.to_vector();
+  for (std::size_t i = 0; i < nv.size(); ++i) {
+    EXPECT_EQ(nv[i], 1.0f) << "the naive sum was expected to stagnate";
+    const double est = static_cast<double>(kv[i]) + cv[i];
+    EXPECT_LE(std::fabs(est - exact), 1e-12) << "Kahan acc " << kv[i] << " comp " << cv[i];
+    // acc itself is the sum rounded to f32 (within one ulp).
+    EXPECT_LE(std::fabs(static_cast<double>(kv[i]) - exact), std::ldexp(1.0, -23));
+  }
+}
+
+// Non-finite results raise the flag (sticky until clear()); a raised skip_if makes the call a
+// no-op, also for the flag.
+inline void check_accumulate_flags(Device dev, const AccCase& c, std::int64_t n) {
+  SCOPED_TRACE("flags " + acc_case_name(c) + " n=" + std::to_string(n));
+  const Shape s{n};
+  // acc + g overflows: f32 3e38 + 3e38; f16 60000 + 60000 (fp16 arithmetic); an f16 g cannot
+  // overflow an f32 acc, so there g is +inf.
+  const float big = c.acc == DType::f16 ? 60000.0f : 3e38f;
+  const float add = c.g == DType::f32 ? 3e38f : (c.acc == DType::f16 ? 60000.0f : INFINITY);
+  const Tensor scale = scalar(1.0f, dev);
+  NonFiniteFlag flag(dev);
+  NonFiniteFlag no_skip(dev);
+  NonFiniteFlag skip(dev);
+  check_finite(Tensor::full({1}, INFINITY, DType::f32, dev), skip);
+  ASSERT_TRUE(skip.raised());
+  ASSERT_FALSE(no_skip.raised());
+  auto options = [&](Tensor* comp, const NonFiniteFlag* skip_if) {
+    AccumulateOptions o;
+    o.compensation = c.kahan ? comp : nullptr;
+    o.scale = c.scaled ? &scale : nullptr;
+    o.nonfinite = &flag;
+    o.skip_if = skip_if;
+    return o;
+  };
+  {
+    Tensor a = Tensor::full(s, 1.0f, c.acc, dev);
+    Tensor comp = Tensor::zeros(s, DType::f32, dev);
+    accumulate(a, random_tensor(s, 5, c.g, dev), options(&comp, &no_skip));
+    EXPECT_FALSE(flag.raised()) << "finite results must not raise the flag";
+  }
+  // One overflowing element: in the scalar tail, in the middle, at the start.
+  for (std::int64_t where : {n - 1, n / 2, std::int64_t{0}}) {
+    SCOPED_TRACE("overflow at element " + std::to_string(where));
+    Tensor a = Tensor::full(s, big, c.acc, dev);
+    Tensor comp = Tensor::zeros(s, DType::f32, dev);
+    std::vector<float> gv(static_cast<std::size_t>(n), 0.5f);
+    gv[static_cast<std::size_t>(where)] = add;
+    const Tensor g = Tensor::from_vector(gv, s, c.g, dev);
+    flag.clear();
+    // Skipped: nothing changes, the flag stays down.
+    const std::vector<std::uint8_t> a0 = bytes_of(a);
+    const std::vector<std::uint8_t> c0 = bytes_of(comp);
+    accumulate(a, g, options(&comp, &skip));
+    EXPECT_EQ(bytes_of(a), a0) << "a raised skip_if must leave acc unchanged";
+    EXPECT_EQ(bytes_of(comp), c0) << "a raised skip_if must leave comp unchanged";
+    EXPECT_FALSE(flag.raised()) << "a skipped call must not raise the flag";
+    // Not skipped: the element overflows and the flag goes up.
+    accumulate(a, g, options(&comp, &no_skip));
+    EXPECT_TRUE(flag.raised());
+    EXPECT_TRUE(std::isinf(a.to_vector()[static_cast<std::size_t>(where)]));
+    // Sticky: a later all-finite call leaves it raised.
+    Tensor fine = Tensor::full(s, 1.0f, c.acc, dev);
+    Tensor fine_comp = Tensor::zeros(s, DType::f32, dev);
+    accumulate(fine, Tensor::zeros(s, c.g, dev), options(&fine_comp, nullptr));
+    EXPECT_TRUE(flag.raised()) << "the flag is sticky";
+    flag.clear();
+    EXPECT_FALSE(flag.raised());
+  }
+  // A NaN in g raises it too.
+  std::vector<float> gv(static_cast<std::size_t>(n), 0.25f);
+  gv.back() = std::numeric_limits<float>::quiet_NaN();
+  Tensor a = Tensor::full(s, 1.0f, c.acc, dev);
+  Tensor comp = Tensor::zeros(s, DType::f32, dev);
+  accumulate(a, Tensor::from_vector(gv, s, c.g, dev), options(&comp, nullptr));
+  EXPECT_TRUE(flag.raised());
+}
+
+inline void check_check_finite(Device dev) {
+  for (DType dt : {DType::f32, DType::f16}) {
+    for (std::int64_t n : {1, 3, 17, 1000, 4097}) {
+      SCOPED_TRACE(std::string("check_finite ") + dtype_name(dt) + " n=" + std::to_string(n));
+      NonFiniteFlag flag(dev);
+      check_finite(random_tensor({n}, 3, dt, dev, -60000.0f, 60000.0f), flag);
+      EXPECT_FALSE(flag.raised());
+      for (float bad : {INFINITY, -INFINITY, std::numeric_limits<float>::quiet_NaN()}) {
+        for (std::int64_t where : {std::int64_t{0}, n / 2, n - 1}) {
+          std::vector<float> v = random_values(n, 4);
+          v[static_cast<std::size_t>(where)] = bad;
+          flag.clear();
+          check_finite(Tensor::from_vector(v, {n}, dt, dev), flag);
+          EXPECT_TRUE(flag.raised()) << bad << " at " << where;
+        }
+      }
+    }
+  }
+  NonFiniteFlag flag(dev);
+  check_finite(Tensor::zeros({0}, DType::f32, dev), flag);
+  EXPECT_FALSE(flag.raised());
+  // 70000 is finite in f32 but overflows to inf in f16.
+  check_finite(Tensor::from_vector({1.0f, 70000.0f}, {2}, DType::f16, dev), flag);
+  EXPECT_TRUE(flag.raised());
+}
+
+inline void check_accumulate_errors(Device dev) {
+  Tensor acc = Tensor::zeros({4, 3}, DType::f32, dev);
+  Tensor acc16 = Tensor::zeros({4, 3}, DType::f16, dev);
+  const Tensor g = random_tensor({4, 3}, 1, DType::f32, dev);
+  const Tensor g16 = random_tensor({4, 3}, 1, DType::f16, dev);
+  const Tensor g_shape = random_tensor({12}, 1, DType::f32, dev);
+  Tensor comp_shape = Tensor::zeros({3, 4}, DType::f32, dev);
+  Tensor comp_f16 = Tensor::zeros({4, 3}, DType::f16, dev);
+  Tensor comp = Tensor::zeros({4, 3}, DType::f32, dev);
+  const Tensor scale2 = Tensor::zeros({2}, DType::f32, dev);
+  const Tensor scale_f16 = Tensor::zeros({1}, DType::f16, dev);
+  GA_EXPECT_ERROR(accumulate(acc, g_shape), "shape");
+  GA_EXPECT_ERROR(accumulate(acc16, g), "expected g of dtype f16");
+  GA_EXPECT_ERROR(accumulate(acc, Tensor()), "undefined");
+  AccumulateOptions o;
+  o.compensation = &comp_shape;
+  GA_EXPECT_ERROR(accumulate(acc, g, o), "compensation of shape");
+  o.compensation = &comp_f16;
+  GA_EXPECT_ERROR(accumulate(acc, g, o), "compensation of dtype f32");
+  o.compensation = &comp;
+  GA_EXPECT_ERROR(accumulate(acc16, g16, o), "Kahan");
+  GA_EXPECT_ERROR(accumulate(comp, g, o), "alias");
+  AccumulateOptions so;
+  so.scale = &scale2;
+  GA_EXPECT_ERROR(accumulate(acc, g, so), "f32 [1]");
+  so.scale = &scale_f16;
+  GA_EXPECT_ERROR(accumulate(acc, g, so), "f32 [1]");
+  NonFiniteFlag flag(dev);
+  GA_EXPECT_ERROR(check_finite(Tensor(), flag), "undefined");
+}
+
+// ---- SGD ----------------------------------------------------------------------------------
+
+struct SgdCase {
+  SgdHyper h;
+  bool comp;
+  bool scale;
+  bool f16_copy;
+};
+
+inline std::vector<SgdCase> sgd_cases() {
+  std::vector<SgdCase> out;
+  auto hyper = [](float lr, float m, float d, float wd, bool nest) {
+    SgdHyper h;
+    h.lr = lr;
+    h.momentum = m;
+    h.dampening = d;
+    h.weight_decay = wd;
+    h.nesterov = nest;
+    return h;
+  };
+  out.push_back({hyper(0.1f, 0.0f, 0.0f, 0.0f, false), false, false, false});
+  out.push_back({hyper(0.05f, 0.0f, 0.0f, 1e-2f, false), false, true, true});
+  out.push_back({hyper(0.01f, 0.9f, 0.0f, 0.0f, false), false, true, false});
+  out.push_back({hyper(0.01f, 0.9f, 0.1f, 0.0f, false), true, true, true});
+  out.push_back({hyper(0.01f, 0.9f, 0.0f, 0.0f, true), false, false, true});
+  out.push_back({hyper(0.03f, 0.8f, 0.0f, 5e-4f, true), true, true, false});
+  out.push_back({hyper(0.2f, 0.5f, 0.5f, 1e-3f, false), true, false, true});
+  return out;
+}
+
+inline std::string sgd_case_name(const SgdCase& c) {
+  std::ostringstream os;
+  os << "lr " << c.h.lr << " momentum " << c.h.momentum << " dampening " << c.h.dampening << " wd "
+     << c.h.weight_decay << (c.h.nesterov ? " nesterov" : "") << (c.comp ? " comp" : "")
+     << (c.scale ? " scale" : "") << (c.f16_copy ? " f16" : "");
+  return os.str();
+}
+
+// PyTorch's rule (torch.optim.SGD, single-tensor path) in float64 with the f32 rounding of each
+// of PyTorch's float32 tensor operations.
+inline void sgd_reference(std::vector<double>& p, const std::vector<float>& grad,
+                          const std::vector<float>* comp, const float* scale,
+                          std::vector<double>& buf, bool first_step, const SgdHyper& h) {
+  const double damp_alpha = f32(1.0 - static_cast<double>(h.dampening));
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    double g = grad[i];
+    if (comp != nullptr) g = f32(g + (*comp)[i]);  // best estimate of the sum
+    if (scale != nullptr) g = f32(g * *scale);     // unscaling / normalisation
+    if (h.weight_decay != 0.0f) g = f32(g + f32(h.weight_decay * p[i]));  // grad.add(p, alpha=wd)
+    if (h.momentum != 0.0f) {
+      if (first_step) {
+        buf[i] = g;  // buf = clone(grad)
+      } else {
+        buf[i] = f32(f32(buf[i] * h.momentum) + f32(damp_alpha * g));  // mul_ then add_(alpha)
+      }
+      g = h.nesterov ? f32(g + f32(h.momentum * buf[i])) : buf[i];
+    }
+    p[i] = f32(p[i] + f32(-static_cast<double>(h.lr) * g));  // p.add_(g, alpha=-lr)
+  }
+}
+
+struct SgdResult {
+  Tensor param;
+  Tensor buf;
+  Tensor f16;
+};
+
+// Three steps (the first one with first_step) against the reference, exactly.
+inline SgdResult check_sgd(Device dev, const Shape& s, const SgdCase& c, std::uint64_t seed) {
+  SCOPED_TRACE("sgd " + s.str() + " " + sgd_case_name(c));
+  Tensor param = random_tensor(s, seed, DType::f32, dev, -1.0f, 1.0f);
+  Tensor buf = poisoned(s, DType::f32, dev);  // first_step must not read it
+  Tensor f16 = poisoned(s, DType::f16, dev);
+  const float scale_value = 1.0f / 48.0f;
+  const Tensor scale = scalar(scale_value, dev);
+  std::vector<double> p = widen(param.to_vector());
+  std::vector<double> b(p.size(), 0.0);
+  for (int step = 0; step < 3; ++step) {
+    const Tensor grad = random_tensor(s, seed + 10 + step, DType::f32, dev, -30.0f, 30.0f);
+    const Tensor comp = random_tensor(s, seed + 20 + step, DType::f32, dev, -1e-6f, 1e-6f);
+    SgdUpdateArgs a;
+    a.param = &param;
+    a.grad = &grad;
+    a.grad_comp = c.comp ? &comp : nullptr;
+    a.grad_scale = c.scale ? &scale : nullptr;
+    a.momentum_buf = c.h.momentum != 0.0f ? &buf : nullptr;
+    a.first_step = step == 0;
+    a.param_f16 = c.f16_copy ? &f16 : nullptr;
+    sgd_update(a, c.h);
+    const std::vector<float> cv = comp.to_vector();
+    sgd_reference(p, grad.to_vector(), c.comp ? &cv : nullptr, c.scale ? &scale_value : nullptr, b,
+                  step == 0, c.h);
+    expect_values(param.to_vector(), p, "param after step " + std::to_string(step));
+    if (c.h.momentum != 0.0f) {
+      expect_values(buf.to_vector(), b, "momentum_buf after step " + std::to_string(step));
+    }
+    if (c.f16_copy) {
+      std::vector<double> h(p.size());
+      for (std::size_t i = 0; i < p.size(); ++i)
+        h[i] = round_to(p[i], DType::f16);
+      expect_values(f16.to_vector(), h, "param_f16 after step " + std::to_string(step));
+    }
+  }
+  return {param.to(Device::CPU), buf.to(Device::CPU), f16.to(Device::CPU)};
+}
+
+}  // namespace gradaccum::test::ew
