@@ -24,7 +24,9 @@ cudaMemcpyKind to_cuda(detail::CopyKind kind) {
 }
 }  // namespace
 
-bool built_with_cuda() { return true; }
+bool built_with_cuda() {
+  return true;
+}
 
 int cuda_device_count() {
   int n = 0;
@@ -36,7 +38,9 @@ int cuda_device_count() {
   return n;
 }
 
-bool cuda_available() { return cuda_device_count() > 0; }
+bool cuda_available() {
+  return cuda_device_count() > 0;
+}
 
 std::string cuda_device_name() {
   GA_CHECK(cuda_available(), "no CUDA device is available");
@@ -45,9 +49,13 @@ std::string cuda_device_name() {
   return prop.name;
 }
 
-void cuda_synchronize() { GA_CUDA_CHECK(cudaDeviceSynchronize()); }
+void cuda_synchronize() {
+  GA_CUDA_CHECK(cudaDeviceSynchronize());
+}
 
-std::size_t cuda_bytes_in_use() { return g_bytes_in_use.load(); }
+std::size_t cuda_bytes_in_use() {
+  return g_bytes_in_use.load();
+}
 
 namespace detail {
 
@@ -75,7 +83,9 @@ void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
   GA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_cuda(kind)));
 }
 
-void cuda_zero(void* ptr, std::size_t bytes) { GA_CUDA_CHECK(cudaMemset(ptr, 0, bytes)); }
+void cuda_zero(void* ptr, std::size_t bytes) {
+  GA_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+}
 
 const char* cublas_status_name(cublasStatus_t status) {
   switch (status) {

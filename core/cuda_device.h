@@ -7,11 +7,11 @@
 
 namespace gradaccum {
 
-bool built_with_cuda();      // compiled with CUDA support (real or emulated)
-int cuda_device_count();     // 0 when there is no driver or no device; never throws
-bool cuda_available();       // cuda_device_count() > 0
+bool built_with_cuda();          // compiled with CUDA support (real or emulated)
+int cuda_device_count();         // 0 when there is no driver or no device; never throws
+bool cuda_available();           // cuda_device_count() > 0
 std::string cuda_device_name();  // throws when no device
-void cuda_synchronize();     // waits for all work on the device; throws on a device error
+void cuda_synchronize();         // waits for all work on the device; throws on a device error
 
 // Bytes gradaccum currently holds on the device (its own count, exact, for leak checks).
 std::size_t cuda_bytes_in_use();

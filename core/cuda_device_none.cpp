@@ -4,23 +4,36 @@
 
 namespace gradaccum {
 
-bool built_with_cuda() { return false; }
-int cuda_device_count() { return 0; }
-bool cuda_available() { return false; }
-std::string cuda_device_name() { GA_FAIL("gradaccum was built without CUDA support"); }
+bool built_with_cuda() {
+  return false;
+}
+int cuda_device_count() {
+  return 0;
+}
+bool cuda_available() {
+  return false;
+}
+std::string cuda_device_name() {
+  GA_FAIL("gradaccum was built without CUDA support");
+}
 void cuda_synchronize() {}
-std::size_t cuda_bytes_in_use() { return 0; }
+std::size_t cuda_bytes_in_use() {
+  return 0;
+}
 
 namespace detail {
 void* cuda_allocate(std::size_t) {
-  GA_FAIL("a CUDA tensor needs CUDA support, and gradaccum was built without it "
-          "(GRADACCUM_CUDA=OFF)");
+  GA_FAIL(
+      "a CUDA tensor needs CUDA support, and gradaccum was built without it "
+      "(GRADACCUM_CUDA=OFF)");
 }
 void cuda_release(void*, std::size_t) noexcept {}
 void cuda_copy(void*, const void*, std::size_t, CopyKind) {
   GA_FAIL("gradaccum was built without CUDA support");
 }
-void cuda_zero(void*, std::size_t) { GA_FAIL("gradaccum was built without CUDA support"); }
+void cuda_zero(void*, std::size_t) {
+  GA_FAIL("gradaccum was built without CUDA support");
+}
 }  // namespace detail
 
 }  // namespace gradaccum

@@ -23,7 +23,9 @@ CudaTimer::~CudaTimer() {
   if (events_->stop) cudaEventDestroy(events_->stop);
 }
 
-void CudaTimer::start() { GA_CUDA_CHECK(cudaEventRecord(events_->start, 0)); }
+void CudaTimer::start() {
+  GA_CUDA_CHECK(cudaEventRecord(events_->start, 0));
+}
 
 double CudaTimer::stop_ms() {
   GA_CUDA_CHECK(cudaEventRecord(events_->stop, 0));

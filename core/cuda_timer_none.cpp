@@ -5,9 +5,13 @@ namespace gradaccum {
 
 struct CudaTimer::Events {};
 
-CudaTimer::CudaTimer() { GA_FAIL("CudaTimer needs CUDA support; gradaccum was built without it"); }
+CudaTimer::CudaTimer() {
+  GA_FAIL("CudaTimer needs CUDA support; gradaccum was built without it");
+}
 CudaTimer::~CudaTimer() = default;
 void CudaTimer::start() {}
-double CudaTimer::stop_ms() { return 0.0; }
+double CudaTimer::stop_ms() {
+  return 0.0;
+}
 
 }  // namespace gradaccum

@@ -42,19 +42,19 @@ namespace detail {
 }  // namespace gradaccum
 
 // GA_CHECK(cond, "expected " << a << ", got " << b): throws gradaccum::Error when cond is false.
-#define GA_CHECK(cond, msg)                                                   \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::ostringstream ga_check_os_;                                        \
-      ga_check_os_ << msg;                                                    \
+#define GA_CHECK(cond, msg)                                                            \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
+      std::ostringstream ga_check_os_;                                                 \
+      ga_check_os_ << msg;                                                             \
       ::gradaccum::detail::throw_error(__FILE__, __LINE__, #cond, ga_check_os_.str()); \
-    }                                                                         \
+    }                                                                                  \
   } while (0)
 
 // GA_FAIL("message"): unconditional error.
-#define GA_FAIL(msg)                                                          \
-  do {                                                                        \
-    std::ostringstream ga_check_os_;                                          \
-    ga_check_os_ << msg;                                                      \
+#define GA_FAIL(msg)                                                              \
+  do {                                                                            \
+    std::ostringstream ga_check_os_;                                              \
+    ga_check_os_ << msg;                                                          \
     ::gradaccum::detail::throw_error(__FILE__, __LINE__, "", ga_check_os_.str()); \
   } while (0)

@@ -22,8 +22,8 @@
 #define GA_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
-#define GA_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                          \
-  ::gradaccum::detail::launch_kernel(#kernel, __FILE__, __LINE__, kernel, grid, block,       \
+#define GA_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                      \
+  ::gradaccum::detail::launch_kernel(#kernel, __FILE__, __LINE__, kernel, grid, block, \
                                      shared_bytes, stream, __VA_ARGS__)
 
 namespace gradaccum::detail {

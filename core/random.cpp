@@ -39,9 +39,13 @@ Tensor draw(const Shape& shape, std::uint64_t seed, DType dtype, Device device, 
 
 }  // namespace
 
-std::uint64_t CounterRng::next() { return splitmix64(seed_ ^ splitmix64(counter_++)); }
+std::uint64_t CounterRng::next() {
+  return splitmix64(seed_ ^ splitmix64(counter_++));
+}
 
-float CounterRng::uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f; }
+float CounterRng::uniform() {
+  return static_cast<float>(next() >> 40) * 0x1.0p-24f;
+}
 
 float CounterRng::normal() {
   const double u1 = (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]

@@ -49,7 +49,8 @@ bool Shape::operator==(const Shape& o) const {
 std::string Shape::str() const {
   std::ostringstream os;
   os << "[";
-  for (int i = 0; i < rank_; ++i) os << (i ? ", " : "") << dims_[i];
+  for (int i = 0; i < rank_; ++i)
+    os << (i ? ", " : "") << dims_[i];
   os << "]";
   return os.str();
 }

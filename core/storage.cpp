@@ -35,7 +35,9 @@ Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(devi
   }
 }
 
-Storage::~Storage() { release(); }
+Storage::~Storage() {
+  release();
+}
 
 Storage::Storage(Storage&& other) noexcept
     : ptr_(std::exchange(other.ptr_, nullptr)),

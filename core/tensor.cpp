@@ -15,9 +15,9 @@ namespace {
 
 std::size_t checked_bytes(const Shape& shape, DType dtype) {
   const std::int64_t n = shape.numel();
-  GA_CHECK(static_cast<std::uint64_t>(n) <=
-               std::numeric_limits<std::size_t>::max() / dtype_size(dtype),
-           "tensor of shape " << shape.str() << " is too large to address in bytes");
+  GA_CHECK(
+      static_cast<std::uint64_t>(n) <= std::numeric_limits<std::size_t>::max() / dtype_size(dtype),
+      "tensor of shape " << shape.str() << " is too large to address in bytes");
   return static_cast<std::size_t>(n) * dtype_size(dtype);
 }
 
@@ -87,14 +87,15 @@ Tensor Tensor::full(const Shape& shape, float value, DType dtype, Device device)
 Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, DType dtype,
                            Device device) {
   GA_CHECK(static_cast<std::int64_t>(values.size()) == shape.numel(),
-           "from_vector: shape " << shape.str() << " needs " << shape.numel()
-                                 << " values, got " << values.size());
+           "from_vector: shape " << shape.str() << " needs " << shape.numel() << " values, got "
+                                 << values.size());
   Tensor host(shape, dtype, Device::CPU);
   if (dtype == DType::f32) {
     if (!values.empty()) std::memcpy(host.raw_data(), values.data(), host.nbytes());
   } else {
     auto* h = host.data<std::uint16_t>();
-    for (std::size_t i = 0; i < values.size(); ++i) h[i] = float_to_half_bits(values[i]);
+    for (std::size_t i = 0; i < values.size(); ++i)
+      h[i] = float_to_half_bits(values[i]);
   }
   return device == Device::CPU ? std::move(host) : host.to(device);
 }
@@ -108,8 +109,8 @@ std::string Tensor::str() const {
 
 void Tensor::check_element_size(std::size_t size) const {
   GA_CHECK(defined_, "access to the data of an undefined tensor");
-  GA_CHECK(size == dtype_size(dtype_), "element type of " << size << " bytes does not match "
-                                                          << str());
+  GA_CHECK(size == dtype_size(dtype_),
+           "element type of " << size << " bytes does not match " << str());
 }
 
 std::vector<float> Tensor::to_vector() const {
@@ -128,7 +129,8 @@ std::vector<float> Tensor::to_vector() const {
     if (!out.empty()) std::memcpy(out.data(), raw_data(), nbytes());
   } else {
     const auto* h = data<std::uint16_t>();
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = half_bits_to_float(h[i]);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = half_bits_to_float(h[i]);
   }
   return out;
 }
@@ -146,13 +148,14 @@ Tensor Tensor::to(DType dtype) const {
   return from_vector(to_vector(), shape_, dtype, device());
 }
 
-Tensor Tensor::clone() const { return to(device()); }
+Tensor Tensor::clone() const {
+  return to(device());
+}
 
 void Tensor::copy_from(const Tensor& src) {
   GA_CHECK(defined_ && src.defined_, "copy_from needs two defined tensors");
-  GA_CHECK(src.shape_ == shape_, "copy_from: shape mismatch, expected " << shape_.str()
-                                                                       << ", got "
-                                                                       << src.shape_.str());
+  GA_CHECK(src.shape_ == shape_,
+           "copy_from: shape mismatch, expected " << shape_.str() << ", got " << src.shape_.str());
   GA_CHECK(src.dtype_ == dtype_, "copy_from: dtype mismatch, expected "
                                      << dtype_name(dtype_) << ", got " << dtype_name(src.dtype_));
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
@@ -194,20 +197,20 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
 
 void check_dtype(const Tensor& t, DType expected, const char* what) {
   GA_CHECK(t.defined(), what << ": tensor is undefined");
-  GA_CHECK(t.dtype() == expected, what << ": expected dtype " << dtype_name(expected) << ", got "
-                                       << t.str());
+  GA_CHECK(t.dtype() == expected,
+           what << ": expected dtype " << dtype_name(expected) << ", got " << t.str());
 }
 
 void check_device(const Tensor& t, Device expected, const char* what) {
   GA_CHECK(t.defined(), what << ": tensor is undefined");
-  GA_CHECK(t.device() == expected, what << ": expected device " << device_name(expected)
-                                        << ", got " << t.str());
+  GA_CHECK(t.device() == expected,
+           what << ": expected device " << device_name(expected) << ", got " << t.str());
 }
 
 void check_shape(const Tensor& t, const Shape& expected, const char* what) {
   GA_CHECK(t.defined(), what << ": tensor is undefined");
-  GA_CHECK(t.shape() == expected, what << ": expected shape " << expected.str() << ", got "
-                                       << t.str());
+  GA_CHECK(t.shape() == expected,
+           what << ": expected shape " << expected.str() << ", got " << t.str());
 }
 
 }  // namespace gradaccum

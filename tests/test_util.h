@@ -16,13 +16,13 @@
 namespace gradaccum::test {
 
 // Skips the current test, with the reason, when no CUDA device (real or emulated) is present.
-#define GA_REQUIRE_CUDA()                                                                 \
-  do {                                                                                    \
-    if (!::gradaccum::cuda_available()) {                                                 \
-      GTEST_SKIP() << (::gradaccum::built_with_cuda()                                     \
-                           ? "no CUDA device found (cudaGetDeviceCount reports none)"     \
-                           : "gradaccum was built without CUDA support");                 \
-    }                                                                                     \
+#define GA_REQUIRE_CUDA()                                                             \
+  do {                                                                                \
+    if (!::gradaccum::cuda_available()) {                                             \
+      GTEST_SKIP() << (::gradaccum::built_with_cuda()                                 \
+                           ? "no CUDA device found (cudaGetDeviceCount reports none)" \
+                           : "gradaccum was built without CUDA support");             \
+    }                                                                                 \
   } while (0)
 
 // Uniform values in [low, high) that are never exactly zero.
@@ -55,8 +55,8 @@ inline double max_rel_error(const std::vector<float>& got, const std::vector<dou
   double worst = 0.0;
   for (std::size_t i = 0; i < got.size() && i < want.size(); ++i) {
     if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();
-    const double err = std::fabs(static_cast<double>(got[i]) - want[i]) /
-                       std::max(std::fabs(want[i]), floor);
+    const double err =
+        std::fabs(static_cast<double>(got[i]) - want[i]) / std::max(std::fabs(want[i]), floor);
     worst = std::max(worst, err);
   }
   return worst;
