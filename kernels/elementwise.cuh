@@ -92,9 +92,11 @@ __device__ __forceinline__ bool finite_f16(__half h) {
   return (__half_as_ushort(h) & 0x7C00u) != 0x7C00u;
 }
 
-// The flag word of a NonFiniteFlag: kernels only ever raise it (a benign same-value race).
+// The flag word of a NonFiniteFlag: kernels only ever raise it. Many threads may raise it in
+// one launch, so the store is atomic (a plain store would be a data race, which TSan reports on
+// the emulated device).
 __device__ __forceinline__ void raise_flag(std::uint32_t* flag) {
-  if (flag != nullptr) *flag = 1u;
+  if (flag != nullptr) atomicOr(reinterpret_cast<unsigned int*>(flag), 1u);
 }
 // A raised skip_if flag means the kernel does nothing (decided on the device, no host sync).
 __device__ __forceinline__ bool skipped(const std::uint32_t* skip_if) {
