@@ -49,8 +49,11 @@ def torch_step_ms(device, dtype, n_in, hidden, n_out, batch, k, steps, threads):
         for m in sizes:
             xb = x[row:row + m].to(dev)
             yb = y[row:row + m].to(dev)
-            with torch.autocast(device_type=device, dtype=tdtype, enabled=dtype == "f16"):
-                loss = loss_fn(model(xb), yb) / (batch * n_out)  # mean over the whole batch
+            if dtype == "f16":
+                with torch.autocast(device_type=device, dtype=tdtype):
+                    loss = loss_fn(model(xb), yb) / (batch * n_out)  # mean over the batch
+            else:
+                loss = loss_fn(model(xb), yb) / (batch * n_out)
             (scaler.scale(loss) if scaler else loss).backward()
             row += m
         if scaler:

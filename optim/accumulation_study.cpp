@@ -287,7 +287,7 @@ class Runner {
     std::uint16_t* dst = &bits_[static_cast<std::size_t>(row * n_)];
     r = RowInfo{};
     for (std::int64_t j = 0; j < n_; ++j) {
-      const std::uint16_t h = detail::fast_float_to_half_bits(src[j] * s);
+      const std::uint16_t h = float_to_half_bits(src[j] * s);
       dst[j] = h;
       if (src[j] != 0.0f) {
         ++r.nonzero;
@@ -471,27 +471,6 @@ std::vector<CellResult> run_sweep(AccumMode mode, const GradientPool& pool,
   if (progress) progress(done);
   return out;
 }
-
-namespace detail {
-
-std::uint16_t fast_float_to_half_bits(float f) {
-  std::uint32_t x = 0;
-  std::memcpy(&x, &f, sizeof x);
-  const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
-  const std::uint32_t a = x & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return 0x7FFFu;             // NaN: canonical, as the device's
-  if (a >= 0x477FF000u) return sign | 0x7C00u;     // >= 65520 (or inf): infinity
-  if (a < 0x38800000u) {                           // below 2^-14: an fp16 subnormal
-    const float units = std::fabs(f) * 0x1.0p24f;  // exact: units of 2^-24
-    return sign | static_cast<std::uint16_t>(std::nearbyint(units));  // ties to even
-  }
-  // Normal: round the 23-bit mantissa to 10 bits at bit 13 (ties to even; a carry moves into
-  // the exponent), then re-bias the exponent from 127 to 15.
-  const std::uint32_t rounded = a + 0x0FFFu + ((a >> 13) & 1u);
-  return sign | static_cast<std::uint16_t>((rounded - (112u << 23)) >> 13);
-}
-
-}  // namespace detail
 
 std::vector<std::int64_t> doubling_counts(std::int64_t max) {
   GA_CHECK(max >= 1, "doubling_counts: max must be positive, got " << max);

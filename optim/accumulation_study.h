@@ -168,11 +168,4 @@ std::vector<CellResult> run_sweep(AccumMode mode, const GradientPool& pool,
 // 1, 2, 4, ..., up to max (max itself included when it is not a power of two).
 std::vector<std::int64_t> doubling_counts(std::int64_t max);
 
-namespace detail {
-// float_to_half_bits (core/half.h) by bit manipulation, bit for bit the same (round to nearest
-// even, subnormals, overflow to infinity, NaN to 0x7FFF) and several times faster: the study
-// converts hundreds of millions of gradient values.
-std::uint16_t fast_float_to_half_bits(float f);
-}  // namespace detail
-
 }  // namespace gradaccum::optim
