@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 namespace gradaccum::tools {
 
@@ -92,6 +94,18 @@ std::string Flags::choice(const std::string& name, const std::string& fallback,
   for (const auto& c : choices)
     list += (list.empty() ? "" : "|") + c;
   throw FlagError("--" + name + " = '" + v + "' is not one of " + list);
+}
+
+int run_main(const char* program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const FlagError& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    return 1;
+  }
 }
 
 }  // namespace gradaccum::tools

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -39,5 +40,9 @@ class Flags {
   std::map<std::string, std::string> values_;
   std::set<std::string> switches_;
 };
+
+// A program's main: runs `body`; a FlagError becomes "program: message" and exit 2, any other
+// exception "program: error: message" and exit 1 (one line on stderr, never a crash).
+int run_main(const char* program, const std::function<int()>& body);
 
 }  // namespace gradaccum::tools

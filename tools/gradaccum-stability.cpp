@@ -345,13 +345,5 @@ int run(const Config& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const FlagError& e) {
-    std::fprintf(stderr, "gradaccum-stability: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gradaccum-stability: error: %s\n", e.what());
-    return 1;
-  }
+  return ga::tools::run_main("gradaccum-stability", [&] { return run(parse(argc, argv)); });
 }

@@ -284,13 +284,5 @@ int run(const Config& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const FlagError& e) {
-    std::fprintf(stderr, "gradaccum-train: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gradaccum-train: error: %s\n", e.what());
-    return 1;
-  }
+  return ga::tools::run_main("gradaccum-train", [&] { return run(parse(argc, argv)); });
 }
