@@ -649,4 +649,35 @@ inline SgdResult check_sgd(Device dev, const Shape& s, const SgdCase& c, std::ui
   return {param.to(Device::CPU), buf.to(Device::CPU), f16.to(Device::CPU)};
 }
 
+// A raised skip_if flag leaves parameter, momentum buffer and f16 copy untouched; cleared, the
+// same call updates.
+inline void check_sgd_skip_if(Device dev) {
+  const Shape s{1000};
+  Tensor p = random_tensor(s, 1, DType::f32, dev);
+  Tensor buf = random_tensor(s, 2, DType::f32, dev);
+  Tensor f16 = random_tensor(s, 3, DType::f16, dev);
+  const Tensor g = random_tensor(s, 4, DType::f32, dev);
+  NonFiniteFlag skip(dev);
+  check_finite(Tensor::full({1}, NAN, DType::f32, dev), skip);
+  ASSERT_TRUE(skip.raised());
+  SgdUpdateArgs a;
+  a.param = &p;
+  a.grad = &g;
+  a.momentum_buf = &buf;
+  a.param_f16 = &f16;
+  a.skip_if = &skip;
+  SgdHyper h;
+  h.momentum = 0.9f;
+  const auto p0 = bytes_of(p);
+  const auto b0 = bytes_of(buf);
+  const auto h0 = bytes_of(f16);
+  sgd_update(a, h);
+  EXPECT_EQ(bytes_of(p), p0);
+  EXPECT_EQ(bytes_of(buf), b0);
+  EXPECT_EQ(bytes_of(f16), h0);
+  skip.clear();
+  sgd_update(a, h);
+  EXPECT_NE(bytes_of(p), p0);
+}
+
 }  // namespace gradaccum::test::ew

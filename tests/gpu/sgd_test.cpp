@@ -46,33 +46,7 @@ TEST(SgdCuda, NoFusedMultiplyAdd) {
 
 TEST(SgdCuda, SkipIfLeavesEverythingUnchanged) {
   GA_REQUIRE_CUDA();
-  const Device dev = Device::CUDA;
-  const Shape s{1000};
-  Tensor p = test::random_tensor(s, 1, DType::f32, dev);
-  Tensor buf = test::random_tensor(s, 2, DType::f32, dev);
-  Tensor f16 = test::random_tensor(s, 3, DType::f16, dev);
-  const Tensor g = test::random_tensor(s, 4, DType::f32, dev);
-  NonFiniteFlag skip(dev);
-  check_finite(Tensor::full({1}, NAN, DType::f32, dev), skip);
-  ASSERT_TRUE(skip.raised());
-  SgdUpdateArgs a;
-  a.param = &p;
-  a.grad = &g;
-  a.momentum_buf = &buf;
-  a.param_f16 = &f16;
-  a.skip_if = &skip;
-  SgdHyper h;
-  h.momentum = 0.9f;
-  const auto p0 = test::ew::bytes_of(p);
-  const auto b0 = test::ew::bytes_of(buf);
-  const auto h0 = test::ew::bytes_of(f16);
-  sgd_update(a, h);
-  EXPECT_EQ(test::ew::bytes_of(p), p0);
-  EXPECT_EQ(test::ew::bytes_of(buf), b0);
-  EXPECT_EQ(test::ew::bytes_of(f16), h0);
-  skip.clear();
-  sgd_update(a, h);
-  EXPECT_NE(test::ew::bytes_of(p), p0);
+  test::ew::check_sgd_skip_if(Device::CUDA);
 }
 
 TEST(SgdCuda, BadArgumentsAreErrors) {
