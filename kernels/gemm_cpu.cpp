@@ -251,6 +251,45 @@ void row_sums(const GemmProblem& p) {
   });
 }
 
+// finish() for an all-f32 problem without Kahan, row by row over the product `prod` (which is C
+// itself unless accumulating): the same operations in the same order, specialised per case so
+// that the loops vectorise.
+template <bool kAccumulate, bool kBias, bool kRelu, bool kMask>
+void epilogue_f32_rows(const GemmProblem& p, const float* prod) {
+  float* c = static_cast<float*>(p.c);
+  const float* bias = static_cast<const float*>(p.bias);
+  const float* mask = static_cast<const float*>(p.mask);
+  for (i64 m = 0; m < p.M; ++m) {
+    float* cr = c + m * p.N;
+    const float* pr = prod + m * p.N;
+    const float* mr = kMask ? mask + m * p.N : nullptr;
+    for (i64 n = 0; n < p.N; ++n) {
+      const float stored = kAccumulate ? cr[n] : 0.0f;
+      float v = kAccumulate ? stored + pr[n] : pr[n];
+      if (kBias) v = v + bias[n];
+      if (kRelu) v = v < 0.0f ? 0.0f : v;
+      if (kMask) v = mr[n] > 0.0f ? v : stored;
+      cr[n] = v;
+    }
+  }
+}
+
+void epilogue_f32(const GemmProblem& p, const float* prod) {
+  using Rows = void (*)(const GemmProblem&, const float*);
+  static constexpr Rows table[16] = {
+      epilogue_f32_rows<false, false, false, false>, epilogue_f32_rows<false, false, false, true>,
+      epilogue_f32_rows<false, false, true, false>,  epilogue_f32_rows<false, false, true, true>,
+      epilogue_f32_rows<false, true, false, false>,  epilogue_f32_rows<false, true, false, true>,
+      epilogue_f32_rows<false, true, true, false>,   epilogue_f32_rows<false, true, true, true>,
+      epilogue_f32_rows<true, false, false, false>,  epilogue_f32_rows<true, false, false, true>,
+      epilogue_f32_rows<true, false, true, false>,   epilogue_f32_rows<true, false, true, true>,
+      epilogue_f32_rows<true, true, false, false>,   epilogue_f32_rows<true, true, false, true>,
+      epilogue_f32_rows<true, true, true, false>,    epilogue_f32_rows<true, true, true, true>};
+  const int index = (p.accumulate ? 8 : 0) + (p.bias != nullptr ? 4 : 0) + (p.relu ? 2 : 0) +
+                    (p.mask != nullptr ? 1 : 0);
+  table[index](p, prod);
+}
+
 }  // namespace
 
 void gemm_handwritten(const GemmProblem& p) {
@@ -294,9 +333,13 @@ void gemm_blas(const GemmProblem& p) {
   std::vector<float> abuf, bbuf, cbuf;
   const float* a = as_f32(p.a, p.M * p.K, p.half, abuf);
   const float* b = as_f32(p.b, p.K * p.N, p.half, bbuf);
-  // sgemm writes C directly (beta = 1 accumulates) unless an epilogue needs the bare product.
-  const bool direct =
-      !p.c_half && p.mask == nullptr && p.comp == nullptr && p.bias == nullptr && !p.relu;
+  const bool epilogue = p.mask != nullptr || p.bias != nullptr || p.relu;
+  // f32 without Kahan: sgemm writes C (beta 1 accumulates) and the epilogue, if any, runs over
+  // it in place; only an epilogue that needs the stored C next to the bare product (accumulate)
+  // gets a product buffer. Otherwise (f16 C, Kahan) the generic per-element epilogue.
+  // (f16 operands are converted above; f16 bias or mask need the generic epilogue.)
+  const bool plain_f32 = !p.c_half && p.comp == nullptr && !(p.half && epilogue);
+  const bool direct = plain_f32 && !(p.accumulate && epilogue);
   float* c = static_cast<float*>(p.c);
   if (!direct) {
     cbuf.resize(static_cast<std::size_t>(p.M * p.N));
@@ -306,7 +349,9 @@ void gemm_blas(const GemmProblem& p) {
   cblas_sgemm(CblasRowMajor, p.a_kmajor ? CblasTrans : CblasNoTrans,
               p.b_kmajor ? CblasNoTrans : CblasTrans, M, N, K, 1.0f, a, p.a_kmajor ? M : K, b,
               p.b_kmajor ? N : K, direct && p.accumulate ? 1.0f : 0.0f, c, N);
-  if (!direct) {
+  if (plain_f32) {
+    if (epilogue) epilogue_f32(p, c);
+  } else {
     const bool add_stored = p.accumulate && p.comp == nullptr;
     for (i64 m = 0; m < p.M; ++m) {
       for (i64 n = 0; n < p.N; ++n) {

@@ -49,16 +49,25 @@ void relu_forward_cpu(const Tensor& x, Tensor& y) {
 void relu_backward_cpu(const Tensor& dy, const Tensor& y, Tensor& dx, bool accumulate) {
   const std::int64_t n = dy.numel();
   if (dy.dtype() == DType::f32) {
-    const float* g = dy.data<float>();
-    const float* m = y.data<float>();
-    float* out = dx.data<float>();
+    const float* g_all = dy.data<float>();
+    const float* m_all = y.data<float>();
+    float* out_all = dx.data<float>();
+    // Both operands loaded unconditionally and no aliasing: a select the compiler vectorises
+    // (a branch on the mask mispredicts half the time).
     detail::parallel_chunks(n, [=](std::int64_t b, std::int64_t e) {
+      const float* __restrict g = g_all;
+      const float* __restrict m = m_all;
+      float* __restrict out = out_all;
       if (accumulate) {
-        for (std::int64_t i = b; i < e; ++i)
-          out[i] = out[i] + (m[i] > 0.0f ? g[i] : 0.0f);
+        for (std::int64_t i = b; i < e; ++i) {
+          const float gi = g[i];
+          out[i] = out[i] + (m[i] > 0.0f ? gi : 0.0f);
+        }
       } else {
-        for (std::int64_t i = b; i < e; ++i)
-          out[i] = m[i] > 0.0f ? g[i] : 0.0f;
+        for (std::int64_t i = b; i < e; ++i) {
+          const float gi = g[i];
+          out[i] = m[i] > 0.0f ? gi : 0.0f;
+        }
       }
       return false;
     });
