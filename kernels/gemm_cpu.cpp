@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -159,37 +160,139 @@ void parallel_range(i64 count, double work, const Body& body) {
   other.join();
 }
 
+// finish() for an all-f32 problem without Kahan over the block [m0, m0+rows) x [n0, n0+cols),
+// from `prod` (leading dimension ld): the same operations in the same order as finish(),
+// specialised per case so that the loops vectorise. add_stored: the chain did not start from the
+// stored C (the BLAS path's separate product), so C is added first.
+template <bool kAddStored, bool kKeepMasked, bool kBias, bool kRelu, bool kMask>
+void epilogue_f32_block(const GemmProblem& p, i64 m0, i64 rows, i64 n0, i64 cols, const float* prod,
+                        i64 ld) {
+  float* c = static_cast<float*>(p.c);
+  const float* bias = static_cast<const float*>(p.bias) + (kBias ? n0 : 0);
+  const float* mask = static_cast<const float*>(p.mask);
+  for (i64 i = 0; i < rows; ++i) {
+    float* cr = c + (m0 + i) * p.N + n0;
+    const float* pr = prod + i * ld;  // may be cr itself (the BLAS path writes C in place)
+    const float* mr = kMask ? mask + (m0 + i) * p.N + n0 : nullptr;
+    for (i64 j = 0; j < cols; ++j) {
+      const float stored = (kAddStored || kKeepMasked) ? cr[j] : 0.0f;
+      float v = kAddStored ? stored + pr[j] : pr[j];
+      if (kBias) v = v + bias[j];
+      if (kRelu) v = v < 0.0f ? 0.0f : v;
+      if (kMask) v = mr[j] > 0.0f ? v : (kKeepMasked ? stored : 0.0f);
+      cr[j] = v;
+    }
+  }
+}
+
+template <typename F>
+void with_flag(bool flag, const F& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+void epilogue_f32(const GemmProblem& p, i64 m0, i64 rows, i64 n0, i64 cols, const float* prod,
+                  i64 ld, bool add_stored) {
+  const bool keep_masked = p.accumulate && p.mask != nullptr;
+  with_flag(add_stored, [&](auto add) {
+    with_flag(keep_masked, [&](auto keep) {
+      with_flag(p.bias != nullptr, [&](auto bias) {
+        with_flag(p.relu, [&](auto relu) {
+          with_flag(p.mask != nullptr, [&](auto mask) {
+            epilogue_f32_block<decltype(add)::value, decltype(keep)::value, decltype(bias)::value,
+                               decltype(relu)::value, decltype(mask)::value>(p, m0, rows, n0, cols,
+                                                                             prod, ld);
+          });
+        });
+      });
+    });
+  });
+}
+
+// Copies `count` values of a row or column of A or B (f16 bits widened exactly, f32 as is).
+inline void gather(const GemmProblem& p, const void* src, i64 first, i64 stride, int count,
+                   float* dst, int dst_stride) {
+  if (p.half) {
+    const auto* h = static_cast<const std::uint16_t*>(src) + first;
+    for (int i = 0; i < count; ++i)
+      dst[i * dst_stride] = half_bits_to_float(h[i * stride]);
+  } else {
+    const float* f = static_cast<const float*>(src) + first;
+    for (int i = 0; i < count; ++i)
+      dst[i * dst_stride] = f[i * stride];
+  }
+}
+
 // One output tile of at most MC x NC elements: packs A and B per KC block and runs the micro
-// kernel over every MR x NR register tile; then the epilogue.
+// kernel over every MR x NR register tile; then the epilogue. A worker's consecutive tiles share
+// their column block, so a B panel packed for the whole of K is kept for the next tile (when it
+// fits in kPanelLimit floats). Packing only moves values: the chains are those of gemm_problem.h.
 struct TileWorker {
+  static constexpr i64 kPanelLimit = i64{1} << 20;  // 4 MiB of packed B
+
   const GemmProblem& p;
   MicroKernel micro;
+  bool whole_panel = p.K * kNC <= kPanelLimit;
   std::vector<float> ap = std::vector<float>(static_cast<std::size_t>(kMC) * kKC);
-  std::vector<float> bp = std::vector<float>(static_cast<std::size_t>(kNC) * kKC);
+  std::vector<float> bp =
+      std::vector<float>(static_cast<std::size_t>(kNC) *
+                         static_cast<std::size_t>(whole_panel ? std::max<i64>(p.K, 1) : kKC));
   std::vector<float> acc = std::vector<float>(static_cast<std::size_t>(kMC) * kNC);
+  i64 panel_n0 = -1;  // the column block whose whole-K panel bp holds (-1: none)
 
   void run(i64 m0, i64 n0) {
     const int mc = static_cast<int>(std::min<i64>(kMC, p.M - m0));
     const int nc = static_cast<int>(std::min<i64>(kNC, p.N - n0));
     const int mc_pad = (mc + kMR - 1) / kMR * kMR;
     const int nc_pad = (nc + kNR - 1) / kNR * kNR;
-    const bool from_c = p.accumulate && p.comp == nullptr;
-    for (int i = 0; i < mc_pad; ++i) {
-      for (int j = 0; j < nc_pad; ++j) {
-        acc[static_cast<std::size_t>(i) * kNC + j] =
-            (from_c && i < mc && j < nc) ? load(p.c, (m0 + i) * p.N + n0 + j, p.c_half) : 0.0f;
-      }
-    }
+    init_acc(m0, mc, mc_pad, n0, nc, nc_pad);
+    const bool reuse = whole_panel && panel_n0 == n0;
     for (i64 k0 = 0; k0 < p.K; k0 += kKC) {
       const int kc = static_cast<int>(std::min<i64>(kKC, p.K - k0));
       pack_a(m0, mc, mc_pad, k0, kc);
-      pack_b(n0, nc, nc_pad, k0, kc);
+      float* panel = whole_panel ? &bp[static_cast<std::size_t>(k0 * nc_pad)] : bp.data();
+      if (!reuse) pack_b(panel, n0, nc, nc_pad, k0, kc);
       for (int i = 0; i < mc_pad; i += kMR) {
         for (int j = 0; j < nc_pad; j += kNR) {
-          micro(kc, &ap[static_cast<std::size_t>(i) * kc], &bp[static_cast<std::size_t>(j) * kc],
+          micro(kc, &ap[static_cast<std::size_t>(i) * kc], &panel[static_cast<std::size_t>(j) * kc],
                 &acc[static_cast<std::size_t>(i) * kNC + j], kNC);
         }
       }
+    }
+    panel_n0 = whole_panel ? n0 : -1;
+    finish_tile(m0, mc, n0, nc);
+  }
+
+  // The chains start from the stored C when accumulating without Kahan, else from 0.
+  void init_acc(i64 m0, int mc, int mc_pad, i64 n0, int nc, int nc_pad) {
+    const bool from_c = p.accumulate && p.comp == nullptr;
+    for (int i = 0; i < mc_pad; ++i) {
+      float* row = &acc[static_cast<std::size_t>(i) * kNC];
+      int j = 0;
+      if (from_c && i < mc) {
+        if (p.c_half) {
+          const auto* c = static_cast<const std::uint16_t*>(p.c) + (m0 + i) * p.N + n0;
+          for (; j < nc; ++j)
+            row[j] = half_bits_to_float(c[j]);
+        } else {
+          const float* c = static_cast<const float*>(p.c) + (m0 + i) * p.N + n0;
+          for (; j < nc; ++j)
+            row[j] = c[j];
+        }
+      }
+      for (; j < nc_pad; ++j)
+        row[j] = 0.0f;
+    }
+  }
+
+  void finish_tile(i64 m0, int mc, i64 n0, int nc) {
+    // The all-f32 cases without Kahan through the vectorised rows; the rest element by element.
+    if (!p.c_half && p.comp == nullptr && !(p.half && (p.bias != nullptr || p.mask != nullptr))) {
+      epilogue_f32(p, m0, mc, n0, nc, acc.data(), kNC, /*add_stored=*/false);
+      return;
     }
     for (int i = 0; i < mc; ++i) {
       for (int j = 0; j < nc; ++j)
@@ -201,21 +304,44 @@ struct TileWorker {
   void pack_a(i64 m0, int mc, int mc_pad, i64 k0, int kc) {
     for (int s = 0; s < mc_pad; s += kMR) {
       float* strip = &ap[static_cast<std::size_t>(s) * kc];
-      for (int k = 0; k < kc; ++k) {
-        for (int i = 0; i < kMR; ++i) {
-          strip[k * kMR + i] = s + i < mc ? a_at(p, m0 + s + i, k0 + k) : 0.0f;
+      for (int i = 0; i < kMR; ++i) {
+        const i64 m = m0 + s + i;
+        if (s + i >= mc) {
+          for (int k = 0; k < kc; ++k)
+            strip[k * kMR + i] = 0.0f;
+        } else if (p.a_kmajor) {  // A(m, k) = a[k*M + m]: filled below, MR values per k
+          continue;
+        } else {  // A(m, k) = a[m*K + k]
+          gather(p, p.a, m * p.K + k0, 1, kc, strip + i, kMR);
         }
+      }
+      if (p.a_kmajor) {
+        const int rows = std::min(kMR, mc - s);
+        for (int k = 0; k < kc; ++k)
+          gather(p, p.a, (k0 + k) * p.M + m0 + s, 1, rows, strip + k * kMR, 1);
       }
     }
   }
 
-  // bp: NR-column strips, each [kc][NR]; columns past N are zero.
-  void pack_b(i64 n0, int nc, int nc_pad, i64 k0, int kc) {
+  // A panel of NR-column strips, each [kc][NR]; columns past N are zero.
+  void pack_b(float* panel, i64 n0, int nc, int nc_pad, i64 k0, int kc) {
     for (int s = 0; s < nc_pad; s += kNR) {
-      float* strip = &bp[static_cast<std::size_t>(s) * kc];
-      for (int k = 0; k < kc; ++k) {
+      float* strip = &panel[static_cast<std::size_t>(s) * kc];
+      const int cols = std::min(kNR, nc - s);
+      if (p.b_kmajor) {  // B(k, n) = b[k*N + n]: rows of NR contiguous values
+        for (int k = 0; k < kc; ++k) {
+          gather(p, p.b, (k0 + k) * p.N + n0 + s, 1, std::max(cols, 0), strip + k * kNR, 1);
+          for (int j = std::max(cols, 0); j < kNR; ++j)
+            strip[k * kNR + j] = 0.0f;
+        }
+      } else {  // B(k, n) = b[n*K + k]: a column of B is contiguous in k
         for (int j = 0; j < kNR; ++j) {
-          strip[k * kNR + j] = s + j < nc ? b_at(p, k0 + k, n0 + s + j) : 0.0f;
+          if (j < cols) {
+            gather(p, p.b, (n0 + s + j) * p.K + k0, 1, kc, strip + j, kNR);
+          } else {
+            for (int k = 0; k < kc; ++k)
+              strip[k * kNR + j] = 0.0f;
+          }
         }
       }
     }
@@ -233,9 +359,18 @@ void row_sums(const GemmProblem& p) {
       const i64 n = std::min(kChunk, e - m0);
       for (i64 i = 0; i < n; ++i)
         s[i] = from_stored ? p.row_sum[m0 + i] : 0.0f;
-      for (i64 k = 0; k < p.K; ++k) {
-        for (i64 i = 0; i < n; ++i)
-          s[i] = s[i] + a_at(p, m0 + i, k);
+      if (p.a_kmajor && !p.half) {  // rows of A are contiguous in m: vectorised across m
+        const float* a = static_cast<const float*>(p.a) + m0;
+        for (i64 k = 0; k < p.K; ++k) {
+          const float* ak = a + k * p.M;
+          for (i64 i = 0; i < n; ++i)
+            s[i] = s[i] + ak[i];
+        }
+      } else {
+        for (i64 k = 0; k < p.K; ++k) {
+          for (i64 i = 0; i < n; ++i)
+            s[i] = s[i] + a_at(p, m0 + i, k);
+        }
       }
       for (i64 i = 0; i < n; ++i) {
         if (p.row_sum_comp == nullptr) {
@@ -249,45 +384,6 @@ void row_sums(const GemmProblem& p) {
       }
     }
   });
-}
-
-// finish() for an all-f32 problem without Kahan, row by row over the product `prod` (which is C
-// itself unless accumulating): the same operations in the same order, specialised per case so
-// that the loops vectorise.
-template <bool kAccumulate, bool kBias, bool kRelu, bool kMask>
-void epilogue_f32_rows(const GemmProblem& p, const float* prod) {
-  float* c = static_cast<float*>(p.c);
-  const float* bias = static_cast<const float*>(p.bias);
-  const float* mask = static_cast<const float*>(p.mask);
-  for (i64 m = 0; m < p.M; ++m) {
-    float* cr = c + m * p.N;
-    const float* pr = prod + m * p.N;
-    const float* mr = kMask ? mask + m * p.N : nullptr;
-    for (i64 n = 0; n < p.N; ++n) {
-      const float stored = kAccumulate ? cr[n] : 0.0f;
-      float v = kAccumulate ? stored + pr[n] : pr[n];
-      if (kBias) v = v + bias[n];
-      if (kRelu) v = v < 0.0f ? 0.0f : v;
-      if (kMask) v = mr[n] > 0.0f ? v : stored;
-      cr[n] = v;
-    }
-  }
-}
-
-void epilogue_f32(const GemmProblem& p, const float* prod) {
-  using Rows = void (*)(const GemmProblem&, const float*);
-  static constexpr Rows table[16] = {
-      epilogue_f32_rows<false, false, false, false>, epilogue_f32_rows<false, false, false, true>,
-      epilogue_f32_rows<false, false, true, false>,  epilogue_f32_rows<false, false, true, true>,
-      epilogue_f32_rows<false, true, false, false>,  epilogue_f32_rows<false, true, false, true>,
-      epilogue_f32_rows<false, true, true, false>,   epilogue_f32_rows<false, true, true, true>,
-      epilogue_f32_rows<true, false, false, false>,  epilogue_f32_rows<true, false, false, true>,
-      epilogue_f32_rows<true, false, true, false>,   epilogue_f32_rows<true, false, true, true>,
-      epilogue_f32_rows<true, true, false, false>,   epilogue_f32_rows<true, true, false, true>,
-      epilogue_f32_rows<true, true, true, false>,    epilogue_f32_rows<true, true, true, true>};
-  const int index = (p.accumulate ? 8 : 0) + (p.bias != nullptr ? 4 : 0) + (p.relu ? 2 : 0) +
-                    (p.mask != nullptr ? 1 : 0);
-  table[index](p, prod);
 }
 
 }  // namespace
@@ -350,7 +446,7 @@ void gemm_blas(const GemmProblem& p) {
               p.b_kmajor ? CblasNoTrans : CblasTrans, M, N, K, 1.0f, a, p.a_kmajor ? M : K, b,
               p.b_kmajor ? N : K, direct && p.accumulate ? 1.0f : 0.0f, c, N);
   if (plain_f32) {
-    if (epilogue) epilogue_f32(p, c);
+    if (epilogue) epilogue_f32(p, 0, p.M, 0, p.N, c, p.N, /*add_stored=*/p.accumulate);
   } else {
     const bool add_stored = p.accumulate && p.comp == nullptr;
     for (i64 m = 0; m < p.M; ++m) {
