@@ -6,6 +6,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "core/host_block_cache.h"
 #include "core/npy.h"
 #include "core/random.h"
 #include "core/shape.h"

@@ -1,35 +1,17 @@
 #include "core/storage.h"
 
-#include <limits>
-#include <new>
-#include <string>
 #include <utility>
 
 #include "core/cuda_device.h"
 #include "core/error.h"
+#include "core/host_block_cache.h"
 
 namespace gradaccum {
-namespace {
-constexpr std::align_val_t kHostAlignment{64};  // a cache line, and enough for AVX-512 loads
-}
 
 Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (bytes == 0) return;
   if (device == Device::CPU) {
-    // Aligned operator new rounds the size up to the alignment: sizes within the alignment of
-    // SIZE_MAX would wrap to a tiny block (libstdc++), so they fail here as they would anyway.
-    constexpr std::size_t kMaxBytes =
-        std::numeric_limits<std::size_t>::max() - static_cast<std::size_t>(kHostAlignment);
-    if (bytes > kMaxBytes) {
-      throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) + " bytes",
-                             bytes, __FILE__, __LINE__);
-    }
-    try {
-      ptr_ = ::operator new(bytes, kHostAlignment);
-    } catch (const std::bad_alloc&) {
-      throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) + " bytes",
-                             bytes, __FILE__, __LINE__);
-    }
+    ptr_ = host_cache::allocate(bytes);
   } else {
     ptr_ = detail::cuda_allocate(bytes);
   }
@@ -57,7 +39,7 @@ Storage& Storage::operator=(Storage&& other) noexcept {
 void Storage::release() noexcept {
   if (ptr_ == nullptr) return;
   if (device_ == Device::CPU) {
-    ::operator delete(ptr_, kHostAlignment);
+    host_cache::release(ptr_, bytes_);
   } else {
     detail::cuda_release(ptr_, bytes_);
   }
