@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -203,8 +204,17 @@ void load_data(const Config& c, std::int64_t rows, ga::Tensor& x, ga::Tensor& y)
   ga::nn::Sequential teacher = make_mlp(c.in, c.hidden, c.out, c.seed + 1000003);
   teacher.to(c.dtype);
   ga::autograd::NoGradGuard no_grad;
-  ga::autograd::Variable t = teacher.forward(ga::autograd::Variable(x.clone()));
-  y = t.value().clone();
+  // In slices: the teacher's hidden activations for every row at once would need
+  // rows x hidden floats (40 GB for 10,000 steps of B = 1024 and hidden 1024).
+  constexpr std::int64_t kSlice = 4096;
+  y = ga::Tensor::empty({rows, c.out}, c.dtype);
+  const std::size_t row_bytes = static_cast<std::size_t>(c.out) * ga::dtype_size(c.dtype);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kSlice) {
+    const std::int64_t r1 = std::min(rows, r0 + kSlice);
+    const ga::autograd::Variable t = teacher.forward(ga::autograd::Variable(x.rows(r0, r1)));
+    std::memcpy(static_cast<char*>(y.raw_data()) + static_cast<std::size_t>(r0) * row_bytes,
+                t.value().raw_data(), static_cast<std::size_t>(r1 - r0) * row_bytes);
+  }
 }
 
 int run(const Config& c) {
