@@ -4,6 +4,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_device.h"
+#include "core/stream.h"
 
 namespace gradaccum {
 namespace {
@@ -80,11 +81,21 @@ void cuda_release(void* ptr, std::size_t bytes) noexcept {
 }
 
 void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
-  GA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_cuda(kind)));
+  // Device to device stays on the device: ordered on the current stream, and capturable.
+  // Copies to or from the host return data or read host memory now: synchronous.
+  if (kind == CopyKind::DeviceToDevice) {
+    GA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_cuda(kind), current_stream()));
+  } else {
+    GA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_cuda(kind)));
+  }
+}
+
+void cuda_copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
+  GA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_cuda(kind), current_stream()));
 }
 
 void cuda_zero(void* ptr, std::size_t bytes) {
-  GA_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+  GA_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, current_stream()));
 }
 
 const char* cublas_status_name(cublasStatus_t status) {
