@@ -1,8 +1,9 @@
 // optim::MicroStepGraph: the MLP Linear-ReLU-Linear + L1 micro-step captured as a CUDA graph and
 // replayed gives the step that launching op by op gives: bit-identical in deterministic mode,
-// within fp32 rounding otherwise; the same counts and StepReports; uneven last micro-batches;
-// Kahan, drop-micro-batch and an f16 model under a changing dynamic loss scale with one graph;
-// bad inputs throw; a step that cannot be captured falls back with the reason and stays right.
+// within fp32 rounding otherwise; the same counts and StepReports; one graph for any k; uneven
+// last micro-batches; Kahan, drop-micro-batch and an f16 model under a changing dynamic loss
+// scale with one graph; bad inputs throw; a step that cannot be captured falls back with the
+// reason and stays right.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -29,6 +30,7 @@ struct GraphSetup {
   Reduction reduction = Reduction::Mean;
   std::vector<std::int64_t> split = {6, 6, 6, 6};
   int steps = 3;
+  std::vector<int> k_per_step;     // if set: step i takes k_per_step[i] micro-batches of split[0]
   bool device_inputs = false;      // micro-batches handed over on the device (else from the host)
   bool read_loss_in_step = false;  // a synchronous device read inside the step
 };
@@ -55,11 +57,16 @@ Result train(const GraphSetup& s, bool graph) {
   optim::AccumulationWindow window(model.parameters(), s.window);
   optim::SGD opt(model.parameters(), optim::SGDOptions(0.05).momentum(0.9));
   nn::L1Loss loss_fn(s.reduction);
-  std::int64_t batch = 0;
-  for (std::int64_t m : s.split)
-    batch += m;
-  const Tensor x = random_tensor({batch * s.steps, kIn}, 11, s.dtype);
-  const Tensor y = random_tensor({batch * s.steps, kOut}, 12, s.dtype);
+  std::vector<std::vector<std::int64_t>> splits(static_cast<std::size_t>(s.steps), s.split);
+  for (std::size_t i = 0; i < s.k_per_step.size() && i < splits.size(); ++i)
+    splits[i].assign(static_cast<std::size_t>(s.k_per_step[i]), s.split.front());
+  std::int64_t rows = 0;
+  for (const auto& split : splits) {
+    for (std::int64_t m : split)
+      rows += m;
+  }
+  const Tensor x = random_tensor({rows, kIn}, 11, s.dtype);
+  const Tensor y = random_tensor({rows, kOut}, 12, s.dtype);
   const MicroStepGraph::StepFn step = [&](const Tensor& xb, const Tensor& yb) {
     Variable loss = loss_fn(model(Variable(xb.clone())), Variable(yb.clone()));
     if (s.read_loss_in_step) {
@@ -72,7 +79,7 @@ Result train(const GraphSetup& s, bool graph) {
   std::int64_t row = 0;
   for (int i = 0; i < s.steps; ++i) {
     window.zero_grad();
-    for (std::int64_t m : s.split) {
+    for (std::int64_t m : splits[static_cast<std::size_t>(i)]) {
       Tensor xb = x.rows(row, row + m), yb = y.rows(row, row + m);
       if (s.device_inputs) {
         xb = xb.to(s.device);
@@ -153,6 +160,20 @@ TEST(MicroStepGraph, DeterministicReplaysAreBitIdenticalToOpByOp) {
     EXPECT_TRUE(same_bytes(graph.params, direct.params)) << reduction_name(red);
     expect_same_reports(graph, direct, true);
   }
+}
+
+TEST(MicroStepGraph, OneGraphServesAnyNumberOfMicroBatches) {
+  GA_REQUIRE_CUDA();
+  GraphSetup s;
+  s.split = {4};
+  s.steps = 4;
+  s.k_per_step = {2, 5, 1, 3};  // the true-count scale is read on the device at each step
+  const Result graph = train(s, true), direct = train(s, false);
+  expect_captured(graph);
+  EXPECT_EQ(graph.captured.size(), 1u);
+  EXPECT_EQ(graph.submitted, (std::vector<std::int64_t>{2, 5, 1, 3}));
+  EXPECT_TRUE(same_bytes(graph.params, direct.params));
+  expect_same_reports(graph, direct, true);
 }
 
 TEST(MicroStepGraph, DefaultModeAndUnevenLastMicroBatch) {
