@@ -33,6 +33,7 @@ struct GraphSetup {
   std::vector<int> k_per_step;     // if set: step i takes k_per_step[i] micro-batches of split[0]
   bool device_inputs = false;      // micro-batches handed over on the device (else from the host)
   bool read_loss_in_step = false;  // a synchronous device read inside the step
+  Tensor* free_in_second_step = nullptr;  // a device tensor the second call (the capture) frees
 };
 
 struct Result {
@@ -67,7 +68,9 @@ Result train(const GraphSetup& s, bool graph) {
   }
   const Tensor x = random_tensor({rows, kIn}, 11, s.dtype);
   const Tensor y = random_tensor({rows, kOut}, 12, s.dtype);
+  int calls = 0;
   const MicroStepGraph::StepFn step = [&](const Tensor& xb, const Tensor& yb) {
+    if (++calls == 2 && s.free_in_second_step != nullptr) *s.free_in_second_step = Tensor();
     Variable loss = loss_fn(model(Variable(xb.clone())), Variable(yb.clone()));
     if (s.read_loss_in_step) {
       EXPECT_TRUE(std::isfinite(loss.item()));
@@ -244,6 +247,24 @@ TEST(MicroStepGraph, ASynchronousReadDuringCaptureFallsBackAndStaysRight) {
   EXPECT_EQ(graph.kernels.begin()->second, 0u);
   EXPECT_TRUE(same_bytes(graph.params, direct.params));
   expect_same_reports(graph, direct, true);
+}
+
+TEST(MicroStepGraph, AFreeDuringCaptureFallsBackAndTheBlockIsFreedLater) {
+  GA_REQUIRE_CUDA();
+  const std::size_t before = cuda_bytes_in_use();
+  Tensor victim = Tensor::zeros({1000}, DType::f32, Device::CUDA);  // not from the graph's pool
+  GraphSetup s;
+  s.free_in_second_step = &victim;
+  const Result graph = train(s, true);
+  ASSERT_EQ(graph.captured.size(), 1u);
+  EXPECT_FALSE(graph.captured.begin()->second);
+  EXPECT_NE(graph.reasons.begin()->second.find("cudaErrorStreamCapture"), std::string::npos)
+      << graph.reasons.begin()->second;
+  EXPECT_FALSE(victim.defined());
+  cuda_synchronize();  // frees what the capture refused to
+  EXPECT_EQ(cuda_bytes_in_use(), before);
+  s.free_in_second_step = nullptr;
+  EXPECT_TRUE(same_bytes(graph.params, train(s, false).params));
 }
 
 TEST(MicroStepGraph, OnTheCpuItRunsOpByOp) {
