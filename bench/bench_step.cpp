@@ -6,12 +6,20 @@
 //   BM_Step/engine: the same step through the public API (autograd, AccumulationWindow, SGD).
 // Counters: samples/s, FLOP/s (6·B·(in·hidden + hidden·out) per step), t(k)/t(1) ("vs_k1"),
 // and for `acc` rows the ratio to the `ovw` row of the same shape ("acc_vs_ovw").
+//   BM_LaunchOverhead: the micro-steps of one window of the small shape (in 64, hidden 256, out 8,
+//     B 256 in k micro-batches) replayed as a CUDA graph (optim::MicroStepGraph) or launched op by
+//     op. Counters: us_per_micro_step, kernels (graph nodes per micro-step), and on graph rows
+//     graph_vs_ops (its time over the op-by-op row's of the same k). GPU only; on the emulated
+//     device one iteration each, as a smoke test (its times mean nothing).
 #include <map>
+#include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "autograd/nn.h"
 #include "bench_util.h"
+#include "core/cuda_device.h"
 #include "kernels/l1_loss.h"
 #include "kernels/linear.h"
 #include "kernels/sgd.h"
@@ -221,6 +229,99 @@ void StepArgs(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_Step)->Apply(StepArgs)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+std::map<std::int64_t, double>& op_by_op_micro_step_times() {
+  static std::map<std::int64_t, double> m;
+  return m;
+}
+
+// Args: {graph, k}
+void BM_LaunchOverhead(benchmark::State& state) {
+  const bool graph = state.range(0) != 0;
+  const std::int64_t k = state.range(1);
+  const Shape3 s{64, 256, 8, 256};
+  if (skip_without_device(state, Device::CUDA)) return;
+  const std::int64_t m = s.batch / k;
+  double t = 0;  // seconds per window of k micro-steps
+  std::size_t kernels = 0;
+  try {
+    nn::Sequential model({{"fc1", nn::Linear(nn::LinearOptions(s.in, s.hidden).seed(1))},
+                          {"relu", nn::ReLU()},
+                          {"fc2", nn::Linear(nn::LinearOptions(s.hidden, s.out).seed(2))}});
+    model.to(Device::CUDA);
+    optim::AccumulationWindow window(model.parameters());
+    nn::L1Loss loss_fn(Reduction::Mean);
+    // Micro-batches already on the device, as a data loader with prefetch would hand them over.
+    std::vector<std::vector<Tensor>> xs(kInputSets), ys(kInputSets);
+    for (int i = 0; i < kInputSets; ++i) {
+      const Tensor x = random_input({s.batch, s.in}, 10 + i, DType::f32, Device::CUDA);
+      const Tensor y = random_input({s.batch, s.out}, 20 + i, DType::f32, Device::CUDA);
+      for (std::int64_t r = 0; r < s.batch; r += m) {
+        xs[i].push_back(x.rows(r, r + m));
+        ys[i].push_back(y.rows(r, r + m));
+      }
+    }
+    const optim::MicroStepGraph::StepFn step = [&](const Tensor& x, const Tensor& y) {
+      return loss_fn(model(autograd::Variable(x.clone())), autograd::Variable(y.clone()));
+    };
+    std::unique_ptr<optim::MicroStepGraph> g;
+    if (graph) {
+      g = std::make_unique<optim::MicroStepGraph>(window, step, Shape{m, s.in}, Shape{m, s.out},
+                                                  DType::f32);
+    }
+    t = run_timed(state, Device::CUDA, [&](int set) {
+      window.zero_grad();
+      for (std::int64_t i = 0; i < k; ++i) {
+        if (g) {
+          g->run(xs[set][i], ys[set][i]);
+        } else {
+          window.backward(step(xs[set][i], ys[set][i]));
+        }
+      }
+    });
+    if (g && !g->captured()) {
+      state.SkipWithError(("graph not captured: " + g->fallback_reason()).c_str());
+      return;
+    }
+    kernels = g ? g->kernels_per_micro_step() : 0;
+  } catch (const Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  const double per_micro_step = t / static_cast<double>(k);
+  state.counters["us_per_micro_step"] = per_micro_step * 1e6;
+  if (graph) {
+    state.counters["kernels"] = static_cast<double>(kernels);
+    const auto it = op_by_op_micro_step_times().find(k);
+    if (it != op_by_op_micro_step_times().end() && it->second > 0) {
+      state.counters["graph_vs_ops"] = per_micro_step / it->second;
+    }
+  } else {
+    op_by_op_micro_step_times()[k] = per_micro_step;
+  }
+}
+
+void LaunchOverheadArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"graph", "k"});
+  for (std::int64_t k : {1, 4, 16, 64}) {
+    b->Args({0, k});  // op by op first: each graph row reports its ratio to it
+    b->Args({1, k});
+  }
+}
+
+bool emulated_device() {
+  return cuda_available() && cuda_device_name().find("emulated") != std::string::npos;
+}
+
+// Registered by hand: on the emulated device each row runs once, a smoke test.
+const bool kLaunchOverheadRegistered = [] {
+  auto* b = benchmark::RegisterBenchmark("BM_LaunchOverhead", BM_LaunchOverhead)
+                ->Apply(LaunchOverheadArgs)
+                ->UseManualTime()
+                ->Unit(benchmark::kMicrosecond);
+  if (emulated_device()) b->Iterations(1);
+  return true;
+}();
 
 }  // namespace
 }  // namespace gradaccum::bench

@@ -1,13 +1,40 @@
 // The CUDA device through the CUDA runtime (the emulated runtime in an emulator build).
 #include <atomic>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_device.h"
+#include "core/stream.h"
 
 namespace gradaccum {
 namespace {
 std::atomic<std::size_t> g_bytes_in_use{0};
+
+// Blocks whose cudaFree a stream capture refused (a Storage destroyed during a capture, outside
+// the capture's pool): freed at the next allocation or synchronisation instead of leaked.
+struct DeferredFrees {
+  std::mutex mutex;
+  std::vector<std::pair<void*, std::size_t>> blocks;
+};
+DeferredFrees& deferred_frees() {
+  static DeferredFrees d;
+  return d;
+}
+
+void free_deferred() noexcept {
+  DeferredFrees& d = deferred_frees();
+  std::vector<std::pair<void*, std::size_t>> blocks;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (d.blocks.empty()) return;
+    blocks.swap(d.blocks);
+  }
+  for (const auto& [ptr, bytes] : blocks)
+    detail::cuda_release(ptr, bytes);  // refused again while still capturing: deferred again
+}
 
 cudaMemcpyKind to_cuda(detail::CopyKind kind) {
   switch (kind) {
@@ -51,6 +78,7 @@ std::string cuda_device_name() {
 
 void cuda_synchronize() {
   GA_CUDA_CHECK(cudaDeviceSynchronize());
+  free_deferred();
 }
 
 std::size_t cuda_bytes_in_use() {
@@ -61,6 +89,7 @@ namespace detail {
 
 void* cuda_allocate(std::size_t bytes) {
   GA_CHECK(cuda_available(), "a CUDA tensor needs a CUDA device, and none is available");
+  free_deferred();
   void* ptr = nullptr;
   const cudaError_t err = cudaMalloc(&ptr, bytes);
   if (err == cudaErrorMemoryAllocation) {
@@ -75,16 +104,39 @@ void* cuda_allocate(std::size_t bytes) {
 
 void cuda_release(void* ptr, std::size_t bytes) noexcept {
   // A destructor path: report nothing, throw nothing. A failing free means the context is
-  // already broken, and the next checked call will say so.
-  if (cudaFree(ptr) == cudaSuccess) g_bytes_in_use -= bytes;
+  // already broken, and the next checked call will say so; except during a capture, which
+  // refuses cudaFree (and is invalidated by it): then the block is freed later.
+  const cudaError_t err = cudaFree(ptr);
+  if (err == cudaSuccess) {
+    g_bytes_in_use -= bytes;
+  } else if (err == cudaErrorStreamCaptureUnsupported || err == cudaErrorStreamCaptureImplicit) {
+    (void)cudaGetLastError();  // the capture reports it; a later launch must not
+    try {
+      DeferredFrees& d = deferred_frees();
+      std::lock_guard<std::mutex> lock(d.mutex);
+      d.blocks.emplace_back(ptr, bytes);
+    } catch (...) {
+      // No host memory to remember it: the block is lost, as before.
+    }
+  }
 }
 
 void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
-  GA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_cuda(kind)));
+  // Device to device stays on the device: ordered on the current stream, and capturable.
+  // Copies to or from the host return data or read host memory now: synchronous.
+  if (kind == CopyKind::DeviceToDevice) {
+    GA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_cuda(kind), current_stream()));
+  } else {
+    GA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_cuda(kind)));
+  }
+}
+
+void cuda_copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
+  GA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_cuda(kind), current_stream()));
 }
 
 void cuda_zero(void* ptr, std::size_t bytes) {
-  GA_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+  GA_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, current_stream()));
 }
 
 const char* cublas_status_name(cublasStatus_t status) {

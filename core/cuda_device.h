@@ -20,7 +20,12 @@ namespace detail {
 enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice, HostToHost };
 void* cuda_allocate(std::size_t bytes);  // throws OutOfMemoryError naming the bytes
 void cuda_release(void* ptr, std::size_t bytes) noexcept;
+// Host <-> device: synchronous. Device to device: asynchronous on the current stream
+// (core/stream.h), like cuda_zero.
 void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind);
+// Asynchronous on the current stream in every direction (a pageable host source may be reused
+// once it returns: the runtime has staged it).
+void cuda_copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind);
 void cuda_zero(void* ptr, std::size_t bytes);
 }  // namespace detail
 

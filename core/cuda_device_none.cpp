@@ -31,6 +31,9 @@ void cuda_release(void*, std::size_t) noexcept {}
 void cuda_copy(void*, const void*, std::size_t, CopyKind) {
   GA_FAIL("gradaccum was built without CUDA support");
 }
+void cuda_copy_async(void*, const void*, std::size_t, CopyKind) {
+  GA_FAIL("gradaccum was built without CUDA support");
+}
 void cuda_zero(void*, std::size_t) {
   GA_FAIL("gradaccum was built without CUDA support");
 }

@@ -1,5 +1,6 @@
 // The one way the library launches a kernel:
 //   GA_LAUNCH(kernel, grid, block, shared_bytes, stream, args...);
+// (the library's launches pass ::gradaccum::current_stream(), core/stream.h).
 // It checks the geometry against sm_90's limits (so a launch that would fail on an H100 fails
 // everywhere, with the kernel's name), launches with <<<>>> under nvcc or on the emulated device
 // otherwise, and checks the launch. Kernel code stays ordinary CUDA C++.
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "core/cuda_check.cuh"
+#include "core/stream.h"
 
 #if !defined(__CUDACC__)
 #include "emu/launch_emulated.h"

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/cuda_device.h"
+#include "core/device_pool.h"
 #include "core/error.h"
 #include "core/host_block_cache.h"
 
@@ -12,6 +13,9 @@ Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(devi
   if (bytes == 0) return;
   if (device == Device::CPU) {
     ptr_ = host_cache::allocate(bytes);
+  } else if (DevicePool* pool = current_device_pool()) {
+    ptr_ = pool->allocate(bytes);
+    pool_ = current_device_pool_owner();
   } else {
     ptr_ = detail::cuda_allocate(bytes);
   }
@@ -24,7 +28,8 @@ Storage::~Storage() {
 Storage::Storage(Storage&& other) noexcept
     : ptr_(std::exchange(other.ptr_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)),
-      device_(other.device_) {}
+      device_(other.device_),
+      pool_(std::move(other.pool_)) {}
 
 Storage& Storage::operator=(Storage&& other) noexcept {
   if (this != &other) {
@@ -32,6 +37,7 @@ Storage& Storage::operator=(Storage&& other) noexcept {
     ptr_ = std::exchange(other.ptr_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
     device_ = other.device_;
+    pool_ = std::move(other.pool_);
   }
   return *this;
 }
@@ -40,6 +46,9 @@ void Storage::release() noexcept {
   if (ptr_ == nullptr) return;
   if (device_ == Device::CPU) {
     host_cache::release(ptr_, bytes_);
+  } else if (pool_) {
+    pool_->release(ptr_, bytes_);
+    pool_.reset();  // the last block of a pool whose owner is gone frees the pool here
   } else {
     detail::cuda_release(ptr_, bytes_);
   }

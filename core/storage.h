@@ -1,11 +1,16 @@
 // Owning, move-only memory on one device. Copies are explicit (see Tensor::to / clone).
+// Device memory comes from the thread's current DevicePool when one is active (core/device_pool.h)
+// and goes back to that pool when freed.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 #include "core/dtype.h"
 
 namespace gradaccum {
+
+class DevicePool;
 
 class Storage {
  public:
@@ -29,6 +34,7 @@ class Storage {
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
   Device device_ = Device::CPU;
+  std::shared_ptr<DevicePool> pool_;  // the pool the block came from (null: cudaMalloc)
 };
 
 }  // namespace gradaccum

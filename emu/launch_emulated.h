@@ -7,6 +7,7 @@
 #include "emu/cuda_emu.h"
 
 #include <cstddef>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -21,14 +22,26 @@ struct KernelLaunch {
   const void* kernel;                   // the kernel's address (cudaFuncSetAttribute's key)
   void (*invoke)(const void* closure);  // runs the kernel body for the current thread
   const void* closure;
+  // A heap copy of the closure, for a graph that records the launch and outlives the caller.
+  std::shared_ptr<void> (*clone)(const void* closure);
 };
 
+// Runs the grid now (emu/scheduler.cpp).
 void run_launch(const KernelLaunch& launch, dim3 grid, dim3 block, std::size_t shared_bytes,
                 cudaStream_t stream);
+// Runs it now, or records it when `stream` captures; throws when the stream's capture state
+// forbids the launch (emu/capture.cpp).
+void submit_launch(const KernelLaunch& launch, dim3 grid, dim3 block, std::size_t shared_bytes,
+                   cudaStream_t stream);
 
 template <typename F>
 void invoke_closure(const void* closure) {
   (*static_cast<const F*>(closure))();
+}
+
+template <typename F>
+std::shared_ptr<void> clone_closure(const void* closure) {
+  return std::make_shared<std::remove_const_t<F>>(*static_cast<const F*>(closure));
 }
 
 }  // namespace detail
@@ -46,8 +59,9 @@ void launch(const char* name, const char* file, int line, void (*kernel)(Params.
                                          line,
                                          reinterpret_cast<const void*>(kernel),
                                          &detail::invoke_closure<decltype(closure)>,
-                                         &closure};
-  detail::run_launch(launch_info, grid, block, shared_bytes, stream);
+                                         &closure,
+                                         &detail::clone_closure<decltype(closure)>};
+  detail::submit_launch(launch_info, grid, block, shared_bytes, stream);
 }
 
 }  // namespace gradaccum::emu

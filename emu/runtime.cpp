@@ -1,7 +1,8 @@
 // The emulated device's CUDA runtime: the part of the CUDA runtime API that gradaccum calls, on
 // host memory, with the real declarations from cuda_runtime_api.h (nothing links libcudart in an
 // emulator build). Everything is synchronous: streams and events exist but order nothing, since
-// every copy and launch has finished when its call returns. cuBLAS is absent: its entry points
+// every copy and launch has finished when its call returns (or, on a capturing stream, has been
+// recorded: streams, capture and graphs are in capture.cpp). cuBLAS is absent: its entry points
 // answer CUBLAS_STATUS_NOT_SUPPORTED.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -19,9 +21,6 @@
 #include "emu/emu_internal.h"
 
 // The opaque handle types of the runtime, defined here (there is no driver behind them).
-struct CUstream_st {
-  int unused = 0;
-};
 struct CUevent_st {
   std::chrono::steady_clock::time_point time{};
   bool recorded = false;
@@ -74,6 +73,10 @@ bool valid_device(int device) {
 }  // namespace
 
 namespace detail {
+cudaError_t fail_with(cudaError_t err) {
+  return fail(err);
+}
+
 std::size_t max_dynamic_shared_bytes(const void* kernel) {
   Memory& m = memory();
   std::lock_guard<std::mutex> lock(m.mutex);
@@ -87,6 +90,8 @@ std::size_t max_dynamic_shared_bytes(const void* kernel) {
 
 using gradaccum::emu::fail;
 using gradaccum::emu::memory;
+using gradaccum::emu::detail::admit_work;
+using gradaccum::emu::detail::check_unsafe_call;
 
 extern "C" {
 
@@ -123,7 +128,11 @@ const char* cudaGetErrorName(cudaError_t error) {
     GA_EMU_NAME(cudaErrorIllegalAddress)
     GA_EMU_NAME(cudaErrorLaunchOutOfResources)
     GA_EMU_NAME(cudaErrorNotSupported)
+    GA_EMU_NAME(cudaErrorIllegalState)
     GA_EMU_NAME(cudaErrorStreamCaptureUnsupported)
+    GA_EMU_NAME(cudaErrorStreamCaptureInvalidated)
+    GA_EMU_NAME(cudaErrorStreamCaptureImplicit)
+    GA_EMU_NAME(cudaErrorStreamCaptureWrongThread)
     GA_EMU_NAME(cudaErrorUnknown)
 #undef GA_EMU_NAME
     default:
@@ -153,6 +162,14 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "operation not supported (on the emulated device)";
     case cudaErrorStreamCaptureUnsupported:
       return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureWrongThread:
+      return "attempt to terminate a thread-local capture sequence from another thread";
+    case cudaErrorIllegalState:
+      return "the operation is not permitted in the current state (no capture to end)";
     default:
       return "unrecognized error code";
   }
@@ -178,7 +195,8 @@ cudaError_t cudaGetDevice(int* device) {
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
-  return cudaSuccess;
+  const cudaError_t err = check_unsafe_call();
+  return err == cudaSuccess ? cudaSuccess : fail(err);
 }
 cudaError_t cudaDeviceReset(void) {
   return cudaSuccess;
@@ -338,6 +356,7 @@ cudaError_t cudaLaunchKernel(const void*, dim3, dim3, void**, size_t, cudaStream
 cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (ptr == nullptr) return fail(cudaErrorInvalidValue);
   *ptr = nullptr;
+  if (const cudaError_t err = check_unsafe_call(); err != cudaSuccess) return fail(err);
   if (size == 0) return cudaSuccess;
   auto& m = memory();
   std::lock_guard<std::mutex> lock(m.mutex);
@@ -357,6 +376,7 @@ cudaError_t cudaMallocManaged(void** ptr, size_t size, unsigned int) {
 }
 
 cudaError_t cudaFree(void* ptr) {
+  if (const cudaError_t err = check_unsafe_call(); err != cudaSuccess) return fail(err);
   if (ptr == nullptr) return cudaSuccess;
   auto& m = memory();
   std::lock_guard<std::mutex> lock(m.mutex);
@@ -412,19 +432,41 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const vo
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
-  if (count == 0) return cudaSuccess;
+namespace {
+cudaError_t check_copy(void* dst, const void* src, cudaMemcpyKind kind) {
   if (dst == nullptr || src == nullptr) return fail(cudaErrorInvalidValue);
   if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) {
     return fail(cudaErrorInvalidMemcpyDirection);
   }
-  std::memmove(dst, src, count);
   return cudaSuccess;
 }
 
+// Work on `stream`: run now, or recorded into its capture, or refused by the capture rules.
+cudaError_t stream_work(cudaStream_t stream, const std::function<void()>& work) {
+  bool record = false;
+  if (const cudaError_t err = admit_work(stream, &record); err != cudaSuccess) return fail(err);
+  if (record) {
+    gradaccum::emu::detail::record_node(stream, work);
+  } else {
+    work();
+  }
+  return cudaSuccess;
+}
+}  // namespace
+
+// Synchronous: an "unsafe" call during a capture, and work on the legacy stream.
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  if (const cudaError_t err = check_unsafe_call(); err != cudaSuccess) return fail(err);
+  if (count == 0) return cudaSuccess;
+  if (const cudaError_t err = check_copy(dst, src, kind); err != cudaSuccess) return err;
+  return stream_work(nullptr, [=] { std::memmove(dst, src, count); });
+}
+
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return cudaMemcpy(dst, src, count, kind);
+                            cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  if (const cudaError_t err = check_copy(dst, src, kind); err != cudaSuccess) return err;
+  return stream_work(stream, [=] { std::memmove(dst, src, count); });
 }
 
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
@@ -444,14 +486,16 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
 }
 
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
+  if (const cudaError_t err = check_unsafe_call(); err != cudaSuccess) return fail(err);
   if (count == 0) return cudaSuccess;
   if (ptr == nullptr) return fail(cudaErrorInvalidValue);
-  std::memset(ptr, value, count);
-  return cudaSuccess;
+  return stream_work(nullptr, [=] { std::memset(ptr, value, count); });
 }
 
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t) {
-  return cudaMemset(ptr, value, count);
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  return stream_work(stream, [=] { std::memset(ptr, value, count); });
 }
 
 // A __device__ / __constant__ variable is an ordinary host variable here: the symbol's address.
@@ -487,68 +531,8 @@ cudaError_t cudaFuncSetCacheConfig(const void* func, cudaFuncCache) {
   return func == nullptr ? fail(cudaErrorInvalidDeviceFunction) : cudaSuccess;
 }
 
-// ---- streams and events (everything has already happened)
-// ----------------------------------------
-
-cudaError_t cudaStreamCreate(cudaStream_t* stream) {
-  if (stream == nullptr) return fail(cudaErrorInvalidValue);
-  *stream = new CUstream_st;
-  return cudaSuccess;
-}
-
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
-  return cudaStreamCreate(stream);
-}
-
-cudaError_t cudaStreamCreateWithPriority(cudaStream_t* stream, unsigned int, int) {
-  return cudaStreamCreate(stream);
-}
-
-cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (stream == nullptr) return fail(cudaErrorInvalidResourceHandle);
-  delete stream;
-  return cudaSuccess;
-}
-
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  return cudaSuccess;
-}
-cudaError_t cudaStreamQuery(cudaStream_t) {
-  return cudaSuccess;
-}
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) {
-  return cudaSuccess;
-}
-
-cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
-  return fail(cudaErrorNotSupported);
-}
-
-cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
-  if (graph != nullptr) *graph = nullptr;
-  return fail(cudaErrorNotSupported);
-}
-
-cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status) {
-  if (status == nullptr) return fail(cudaErrorInvalidValue);
-  *status = cudaStreamCaptureStatusNone;
-  return cudaSuccess;
-}
-
-cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t, unsigned long long) {
-  if (exec != nullptr) *exec = nullptr;
-  return fail(cudaErrorNotSupported);
-}
-
-cudaError_t cudaGraphLaunch(cudaGraphExec_t, cudaStream_t) {
-  return fail(cudaErrorNotSupported);
-}
-cudaError_t cudaGraphExecDestroy(cudaGraphExec_t) {
-  return fail(cudaErrorNotSupported);
-}
-cudaError_t cudaGraphDestroy(cudaGraph_t) {
-  return fail(cudaErrorNotSupported);
-}
+// ---- events (streams, capture and graphs: capture.cpp)
+// ------------------------------------------
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
   if (event == nullptr) return fail(cudaErrorInvalidValue);
@@ -566,8 +550,12 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+// On a capturing stream an event only marks a point in the capture: nothing to time.
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  bool record = false;
+  if (const cudaError_t err = admit_work(stream, &record); err != cudaSuccess) return fail(err);
+  if (record) return cudaSuccess;
   event->time = std::chrono::steady_clock::now();
   event->recorded = true;
   return cudaSuccess;

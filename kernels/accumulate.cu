@@ -131,23 +131,23 @@ template <typename A, typename G>
 void launch_accumulate(A* acc, const G* g, std::int64_t n, const AccumulateFlags& f) {
   if (n == 0) return;
   const bool vec = ew::aligned16(acc) && ew::aligned16(g);
-  GA_LAUNCH((accumulate_kernel<A, G>), ew::grid_for_elements(n), dim3(ew::kBlock), 0, nullptr, acc,
-            g, n, f.scale, f.nonfinite, f.skip_if, vec);
+  GA_LAUNCH((accumulate_kernel<A, G>), ew::grid_for_elements(n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), acc, g, n, f.scale, f.nonfinite, f.skip_if, vec);
 }
 
 template <typename G>
 void launch_kahan(float* acc, float* comp, const G* g, std::int64_t n, const AccumulateFlags& f) {
   if (n == 0) return;
   const bool vec = ew::aligned16(acc) && ew::aligned16(comp) && ew::aligned16(g);
-  GA_LAUNCH(accumulate_kahan_kernel<G>, ew::grid_for_elements(n), dim3(ew::kBlock), 0, nullptr, acc,
-            comp, g, n, f.scale, f.nonfinite, f.skip_if, vec);
+  GA_LAUNCH(accumulate_kahan_kernel<G>, ew::grid_for_elements(n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), acc, comp, g, n, f.scale, f.nonfinite, f.skip_if, vec);
 }
 
 template <typename T>
 void launch_check_finite(const T* t, std::int64_t n, std::uint32_t* flag) {
   if (n == 0) return;
-  GA_LAUNCH(check_finite_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0, nullptr, t, n,
-            flag, ew::aligned16(t));
+  GA_LAUNCH(check_finite_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), t, n, flag, ew::aligned16(t));
 }
 
 }  // namespace

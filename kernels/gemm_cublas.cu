@@ -91,6 +91,8 @@ void run(const GemmProblem& p) {
   const int M = static_cast<int>(p.M), N = static_cast<int>(p.N), K = static_cast<int>(p.K);
   if (N > 0) {
     cublasHandle_t h = cublas_handle();
+    // The one handle serves every stream: point it at this thread's current one before use.
+    GA_CUBLAS_CHECK(cublasSetStream(h, current_stream()));
     const bool direct = p.mask == nullptr && p.comp == nullptr && p.bias == nullptr && !p.relu;
     Storage tmp;
     void* c = p.c;
@@ -117,13 +119,13 @@ void run(const GemmProblem& p) {
     }
     if (!direct) {
       GA_LAUNCH((cublas_epilogue_kernel<TIn, TC>), dim3(blocks_for(p.M * p.N)), dim3(kThreads), 0,
-                cudaStream_t{}, static_cast<const float*>(c), detail::make_epilogue<TIn, TC>(p), M,
-                N);
+                ::gradaccum::current_stream(), static_cast<const float*>(c),
+                detail::make_epilogue<TIn, TC>(p), M, N);
     }
   }
   if (p.row_sum != nullptr) {
     GA_LAUNCH((cublas_row_sum_kernel<TIn>), dim3(blocks_for(p.M)), dim3(kThreads), 0,
-              cudaStream_t{}, static_cast<const TIn*>(p.a), p.a_kmajor, M, K,
+              ::gradaccum::current_stream(), static_cast<const TIn*>(p.a), p.a_kmajor, M, K,
               detail::make_row_sum(p));
   }
 }

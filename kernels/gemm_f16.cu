@@ -223,16 +223,16 @@ void gemm_f16(const GemmProblem& p) {
   const std::size_t smem = 4u * kStage * sizeof(__half);
   if (!p.a_kmajor && !p.b_kmajor) {
     GA_CHECK(p.c_half, "gemm_f16: the forward product writes an f16 C");
-    GA_LAUNCH((gemm_f16_kernel<false, false, __half>), grid, block, smem, cudaStream_t{},
-              make_args<__half>(p));
+    GA_LAUNCH((gemm_f16_kernel<false, false, __half>), grid, block, smem,
+              ::gradaccum::current_stream(), make_args<__half>(p));
   } else if (!p.a_kmajor) {
     GA_CHECK(p.c_half, "gemm_f16: the dx product writes an f16 C");
-    GA_LAUNCH((gemm_f16_kernel<false, true, __half>), grid, block, smem, cudaStream_t{},
-              make_args<__half>(p));
+    GA_LAUNCH((gemm_f16_kernel<false, true, __half>), grid, block, smem,
+              ::gradaccum::current_stream(), make_args<__half>(p));
   } else {
     GA_CHECK(!p.c_half, "gemm_f16: the dw product writes an f32 C");
-    GA_LAUNCH((gemm_f16_kernel<true, true, float>), grid, block, smem, cudaStream_t{},
-              make_args<float>(p));
+    GA_LAUNCH((gemm_f16_kernel<true, true, float>), grid, block, smem,
+              ::gradaccum::current_stream(), make_args<float>(p));
   }
 }
 

@@ -223,11 +223,14 @@ void gemm_f32(const GemmProblem& p) {
   const dim3 block(kThreads);
   const std::size_t smem = 4u * kBK * kLd * sizeof(float);
   if (!p.a_kmajor && !p.b_kmajor) {
-    GA_LAUNCH((gemm_f32_kernel<false, false>), grid, block, smem, cudaStream_t{}, args);
+    GA_LAUNCH((gemm_f32_kernel<false, false>), grid, block, smem, ::gradaccum::current_stream(),
+              args);
   } else if (!p.a_kmajor) {
-    GA_LAUNCH((gemm_f32_kernel<false, true>), grid, block, smem, cudaStream_t{}, args);
+    GA_LAUNCH((gemm_f32_kernel<false, true>), grid, block, smem, ::gradaccum::current_stream(),
+              args);
   } else {
-    GA_LAUNCH((gemm_f32_kernel<true, true>), grid, block, smem, cudaStream_t{}, args);
+    GA_LAUNCH((gemm_f32_kernel<true, true>), grid, block, smem, ::gradaccum::current_stream(),
+              args);
   }
 }
 

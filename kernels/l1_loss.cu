@@ -89,8 +89,8 @@ template <typename T>
 void launch_forward(const T* pred, const T* target, float* loss, std::int64_t rows,
                     std::int64_t cols, bool accumulate) {
   // Always launched: an empty batch still overwrites the loss with 0.
-  GA_LAUNCH(l1_forward_kernel<T>, dim3(1), dim3(kForwardThreads), 0, nullptr, pred, target, loss,
-            rows, cols, accumulate);
+  GA_LAUNCH(l1_forward_kernel<T>, dim3(1), dim3(kForwardThreads), 0, ::gradaccum::current_stream(),
+            pred, target, loss, rows, cols, accumulate);
 }
 
 template <typename T>
@@ -98,8 +98,8 @@ void launch_backward(const T* pred, const T* target, float factor, const float* 
                      std::int64_t n, bool accumulate) {
   if (n == 0) return;
   const bool vec = ew::aligned16(pred) && ew::aligned16(target) && ew::aligned16(dpred);
-  GA_LAUNCH(l1_backward_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0, nullptr, pred,
-            target, factor, scale, dpred, n, accumulate, vec);
+  GA_LAUNCH(l1_backward_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), pred, target, factor, scale, dpred, n, accumulate, vec);
 }
 
 }  // namespace

@@ -87,16 +87,16 @@ template <typename T>
 void launch_forward(const T* x, T* y, std::int64_t n) {
   if (n == 0) return;
   const bool vec = ew::aligned16(x) && ew::aligned16(y);
-  GA_LAUNCH(relu_forward_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0, nullptr, x, y, n,
-            vec);
+  GA_LAUNCH(relu_forward_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), x, y, n, vec);
 }
 
 template <typename T>
 void launch_backward(const T* dy, const T* y, T* dx, std::int64_t n, bool accumulate) {
   if (n == 0) return;
   const bool vec = ew::aligned16(dy) && ew::aligned16(y) && ew::aligned16(dx);
-  GA_LAUNCH(relu_backward_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0, nullptr, dy, y,
-            dx, n, accumulate, vec);
+  GA_LAUNCH(relu_backward_kernel<T>, ew::grid_for_elements(n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), dy, y, dx, n, accumulate, vec);
 }
 
 }  // namespace

@@ -80,8 +80,8 @@ void sgd_update(const SgdPointers& ptrs, const SgdKernelHyper& hyper) {
   const bool vec = ew::aligned16(ptrs.param) && ew::aligned16(ptrs.grad) &&
                    ew::aligned16(ptrs.grad_comp) && ew::aligned16(ptrs.momentum_buf) &&
                    ew::aligned16(ptrs.param_f16);
-  GA_LAUNCH(sgd_kernel, ew::grid_for_elements(ptrs.n), dim3(ew::kBlock), 0, nullptr, ptrs, hyper,
-            vec);
+  GA_LAUNCH(sgd_kernel, ew::grid_for_elements(ptrs.n), dim3(ew::kBlock), 0,
+            ::gradaccum::current_stream(), ptrs, hyper, vec);
 }
 
 }  // namespace gradaccum::cuda

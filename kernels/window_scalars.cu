@@ -37,30 +37,30 @@ const dim3 kOne(1);
 }  // namespace
 
 void reset_window_counts(WindowCounts* counts) {
-  GA_LAUNCH(reset_counts_kernel, kOne, kOne, 0, cudaStream_t{}, counts);
+  GA_LAUNCH(reset_counts_kernel, kOne, kOne, 0, ::gradaccum::current_stream(), counts);
 }
 
 void scale_scalar(float* t, double factor) {
-  GA_LAUNCH(scale_scalar_kernel, kOne, kOne, 0, cudaStream_t{}, t, factor);
+  GA_LAUNCH(scale_scalar_kernel, kOne, kOne, 0, ::gradaccum::current_stream(), t, factor);
 }
 
 void window_count_micro_batch(WindowCounts* counts, const std::uint32_t* dropped,
                               std::uint64_t samples, std::uint64_t elements, float* loss_scale,
                               float* inv_loss_scale, LossScaleRule rule) {
-  GA_LAUNCH(count_micro_batch_kernel, kOne, kOne, 0, cudaStream_t{}, counts, dropped, samples,
-            elements, loss_scale, inv_loss_scale, rule);
+  GA_LAUNCH(count_micro_batch_kernel, kOne, kOne, 0, ::gradaccum::current_stream(), counts, dropped,
+            samples, elements, loss_scale, inv_loss_scale, rule);
 }
 
 void window_grad_scale(const WindowCounts* counts, WindowDivisor divisor, const float* unscale,
                        float* grad_scale, std::uint32_t* skip) {
-  GA_LAUNCH(grad_scale_kernel, kOne, kOne, 0, cudaStream_t{}, counts, divisor, unscale, grad_scale,
-            skip);
+  GA_LAUNCH(grad_scale_kernel, kOne, kOne, 0, ::gradaccum::current_stream(), counts, divisor,
+            unscale, grad_scale, skip);
 }
 
 void window_end_step(WindowCounts* counts, const std::uint32_t* overflow, float* loss_scale,
                      float* inv_loss_scale, LossScaleRule rule) {
-  GA_LAUNCH(end_step_kernel, kOne, kOne, 0, cudaStream_t{}, counts, overflow, loss_scale,
-            inv_loss_scale, rule);
+  GA_LAUNCH(end_step_kernel, kOne, kOne, 0, ::gradaccum::current_stream(), counts, overflow,
+            loss_scale, inv_loss_scale, rule);
 }
 
 }  // namespace gradaccum::cuda

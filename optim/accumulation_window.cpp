@@ -116,6 +116,23 @@ void AccumulationWindow::zero_grad() {
   open_ = true;
 }
 
+void AccumulationWindow::check_can_add(Reduction reduction) const {
+  GA_CHECK(open_,
+           "AccumulationWindow::backward: the window was stepped; call zero_grad() to "
+           "open the next one");
+  GA_CHECK(!has_reduction_ || reduction == reduction_,
+           "AccumulationWindow::backward: micro-batches of one window must share a reduction ("
+               << reduction_name(reduction_) << " then " << reduction_name(reduction) << ")");
+}
+
+void AccumulationWindow::record_replayed_micro_batch(std::uint64_t samples, Reduction reduction) {
+  check_can_add(reduction);
+  has_reduction_ = true;
+  reduction_ = reduction;
+  submitted_ += 1;
+  submitted_samples_ += samples;
+}
+
 void AccumulationWindow::backward(const Variable& loss) {
   GA_CHECK(open_,
            "AccumulationWindow::backward: the window was stepped; call zero_grad() to "
@@ -126,9 +143,7 @@ void AccumulationWindow::backward(const Variable& loss) {
   GA_CHECK(loss.device() == device_, "AccumulationWindow::backward: the loss is on "
                                          << device_name(loss.device()) << ", the window on "
                                          << device_name(device_));
-  GA_CHECK(!has_reduction_ || info.reduction == reduction_,
-           "AccumulationWindow::backward: micro-batches of one window must share a reduction ("
-               << reduction_name(reduction_) << " then " << reduction_name(info.reduction) << ")");
+  check_can_add(info.reduction);
   GA_CHECK(info.samples > 0 && info.elements > 0,
            "AccumulationWindow::backward: the micro-batch has no samples ("
                << info.samples << " samples, " << info.elements

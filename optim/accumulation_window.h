@@ -164,7 +164,31 @@ class AccumulationWindow {
   bool contains(const Variable& v) const;
   const Tensor* compensation_of(const Variable& v) const;
 
+  // ---- for optim::MicroStepGraph (a captured micro-step replayed as a CUDA graph) ----
+  // Throws, as backward would, unless a micro-batch with `reduction` can be added now.
+  void check_can_add(Reduction reduction) const;
+  // The host-side tallies of a micro-batch whose device work (including the device-side count)
+  // ran as a replay: what backward records on the host, without any device work.
+  void record_replayed_micro_batch(std::uint64_t samples, Reduction reduction);
+
  private:
+  friend class MicroStepGraph;  // saves and restores the tallies around a capture
+  struct HostTallies {
+    bool has_reduction;
+    Reduction reduction;
+    std::int64_t submitted;
+    std::uint64_t submitted_samples;
+  };
+  HostTallies host_tallies() const {
+    return {has_reduction_, reduction_, submitted_, submitted_samples_};
+  }
+  void restore_host_tallies(const HostTallies& t) {
+    has_reduction_ = t.has_reduction;
+    reduction_ = t.reduction;
+    submitted_ = t.submitted;
+    submitted_samples_ = t.submitted_samples;
+  }
+
   void ensure_buffers();
   LossScaleRule rule() const;
 

@@ -1,5 +1,6 @@
-// The optim layer in one include: accumulation windows and SGD.
+// The optim layer in one include: accumulation windows, the captured micro-step, and SGD.
 #pragma once
 
 #include "optim/accumulation_window.h"
+#include "optim/micro_step_graph.h"
 #include "optim/sgd.h"

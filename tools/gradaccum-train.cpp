@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,9 @@ into one optimizer step (divided once by the true count).
   --overflow skip-step|drop-micro-batch                                           [skip-step]
   --deterministic             bit-identical parameters whatever the micro-batch split (f32)
   --gemm auto|handwritten|vendor                                                        [auto]
+  --graph auto|on|off         replay each micro-step as a CUDA graph (one per micro-batch size;
+                              auto: on for cuda, off for cpu); falls back to op by op, with the
+                              reason printed, when the step cannot be captured           [auto]
   --seed N                    initialisation and synthetic data seed                       [0]
   --data X.npy --targets Y.npy
                               training data [rows, in] and targets [rows, out]; without them a
@@ -64,7 +69,7 @@ struct Config {
   std::int64_t in = 32, hidden = 128, out = 8, batch = 256, steps = 100, print_every = 1;
   std::vector<std::int64_t> micro_sizes;
   double lr = 0.05, momentum = 0.9, weight_decay = 0, dampening = 0;
-  bool nesterov = false, deterministic = false;
+  bool nesterov = false, deterministic = false, graph = false;
   ga::Reduction reduction = ga::Reduction::Mean;
   ga::optim::WindowOptions window;
   ga::GemmConfig gemm;
@@ -90,13 +95,14 @@ std::vector<std::int64_t> split_batch(std::int64_t batch, std::int64_t accum, st
 }
 
 Config parse(int argc, char** argv) {
-  const Flags f(argc, argv,
-                {"device",     "dtype",        "in",           "hidden",       "out",
-                 "batch",      "accum",        "micro-batch",  "steps",        "lr",
-                 "momentum",   "weight-decay", "dampening",    "reduction",    "normalize",
-                 "accum-mode", "loss-scale",   "overflow",     "gemm",         "seed",
-                 "data",       "targets",      "load-weights", "save-weights", "print-every"},
-                {"nesterov", "deterministic", "help"});
+  const Flags f(
+      argc, argv,
+      {"device",      "dtype",       "in",        "hidden",     "out",          "batch",
+       "accum",       "micro-batch", "steps",     "lr",         "momentum",     "weight-decay",
+       "dampening",   "reduction",   "normalize", "accum-mode", "loss-scale",   "overflow",
+       "gemm",        "seed",        "data",      "targets",    "load-weights", "save-weights",
+       "print-every", "graph"},
+      {"nesterov", "deterministic", "help"});
   if (f.on("help")) {
     std::fputs(kUsage, stdout);
     std::exit(0);
@@ -160,6 +166,13 @@ Config parse(int argc, char** argv) {
   if (c.deterministic && c.gemm.backend == ga::GemmBackend::Vendor) {
     throw FlagError("--deterministic needs gradaccum's own kernels, not --gemm vendor");
   }
+  const std::string graph = f.choice("graph", "auto", {"auto", "on", "off"});
+  if (graph == "on" && c.device != ga::Device::CUDA) {
+    throw FlagError(
+        "--graph on needs the CUDA device (CUDA graphs replay device work; the CPU runs op by "
+        "op): use --device cuda, or --graph auto|off");
+  }
+  c.graph = graph == "on" || (graph == "auto" && c.device == ga::Device::CUDA);
   c.seed = static_cast<std::uint64_t>(f.integer("seed", 0, 0, INT64_MAX));
   c.data = f.str("data", "");
   c.targets = f.str("targets", "");
@@ -235,14 +248,31 @@ int run(const Config& c) {
                                              .weight_decay(c.weight_decay)
                                              .nesterov(c.nesterov));
 
+  // One captured micro-step per distinct micro-batch size (an uneven last one gets its own).
+  const ga::optim::MicroStepGraph::StepFn micro_step = [&](const ga::Tensor& xb,
+                                                           const ga::Tensor& yb) {
+    return loss_fn(model.forward(ga::autograd::Variable(xb.clone())),
+                   ga::autograd::Variable(yb.clone()));
+  };
+  std::map<std::int64_t, std::unique_ptr<ga::optim::MicroStepGraph>> graphs;
+  if (c.graph) {
+    for (std::int64_t m : c.micro_sizes) {
+      if (graphs.count(m) == 0) {
+        graphs[m] = std::make_unique<ga::optim::MicroStepGraph>(
+            window, micro_step, ga::Shape{m, c.in}, ga::Shape{m, c.out}, c.dtype);
+      }
+    }
+  }
+
   const bool tty = isatty(STDOUT_FILENO) != 0;
   std::printf(
       "gradaccum-train: %s %s, MLP %lld-%lld-%lld, batch %lld = %zu micro-batch(es), "
-      "%lld steps, L1 %s, normalize %s\n",
+      "%lld steps, L1 %s, normalize %s, graph %s\n",
       ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
       static_cast<long long>(c.hidden), static_cast<long long>(c.out),
       static_cast<long long>(c.batch), c.micro_sizes.size(), static_cast<long long>(c.steps),
-      ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()));
+      ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()),
+      c.graph ? "on" : "off");
   std::fflush(stdout);
 
   // The timing leaves out the first step (allocations, BLAS and device warm-up).
@@ -254,10 +284,25 @@ int run(const Config& c) {
     window.zero_grad();
     std::int64_t row = s * c.batch;
     for (std::int64_t m : c.micro_sizes) {
-      ga::autograd::Variable xb(x.rows(row, row + m).to(c.device));
-      ga::autograd::Variable yb(y.rows(row, row + m).to(c.device));
-      window.backward(loss_fn(model.forward(xb), yb));
+      if (c.graph) {
+        graphs.at(m)->run(x.rows(row, row + m), y.rows(row, row + m));
+      } else {
+        ga::autograd::Variable xb(x.rows(row, row + m).to(c.device));
+        ga::autograd::Variable yb(y.rows(row, row + m).to(c.device));
+        window.backward(loss_fn(model.forward(xb), yb));
+      }
       row += m;
+    }
+    if (s == 0 && c.graph) {
+      for (const auto& [m, g] : graphs) {
+        if (g->captured()) {
+          std::printf("graph: micro-batch of %lld rows captured, %zu kernels per micro-step\n",
+                      static_cast<long long>(m), g->kernels_per_micro_step());
+        } else {
+          std::printf("graph: micro-batch of %lld rows not captured (%s)\n",
+                      static_cast<long long>(m), g->fallback_reason().c_str());
+        }
+      }
     }
     last = opt.step(window);
     skipped += last.applied ? 0 : 1;

@@ -114,6 +114,8 @@ expect_error "--nesterov" "$t" --nesterov=1
 expect_error "nesterov" "$t" --nesterov --momentum 0 --steps 1 --batch 1
 expect_error "--data" "$t" --data=
 expect_error "--deterministic" "$t" --deterministic --gemm vendor
+expect_error "--graph" "$t" --graph maybe
+expect_error "--graph on needs the CUDA device" "$t" --device cpu --graph on
 expect_error "--data and --targets" "$t" --data "$work/x.npy"
 expect_error "--data and --targets" "$t" --targets "$work/y.npy"
 if [[ $cuda_mode == NONE ]]; then
