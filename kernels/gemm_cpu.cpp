@@ -49,9 +49,6 @@ inline void store(void* p, i64 i, bool half, float v) {
 inline float a_at(const GemmProblem& p, i64 m, i64 k) {
   return load(p.a, p.a_kmajor ? k * p.M + m : m * p.K + k, p.half);
 }
-inline float b_at(const GemmProblem& p, i64 k, i64 n) {
-  return load(p.b, p.b_kmajor ? k * p.N + n : n * p.K + k, p.half);
-}
 
 // The epilogue of element (m, n); `v` is the finished chain (see gemm_cpu.h).
 inline void finish(const GemmProblem& p, i64 m, i64 n, float v) {
