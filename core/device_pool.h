@@ -18,7 +18,7 @@
 
 namespace gradaccum {
 
-class DevicePool : public std::enable_shared_from_this<DevicePool> {
+class DevicePool {
  public:
   static std::shared_ptr<DevicePool> create();
   ~DevicePool();  // frees the cached blocks; never throws

@@ -116,10 +116,14 @@ void AccumulationWindow::zero_grad() {
   open_ = true;
 }
 
-void AccumulationWindow::check_can_add(Reduction reduction) const {
+void AccumulationWindow::check_open() const {
   GA_CHECK(open_,
            "AccumulationWindow::backward: the window was stepped; call zero_grad() to "
            "open the next one");
+}
+
+void AccumulationWindow::check_can_add(Reduction reduction) const {
+  check_open();
   GA_CHECK(!has_reduction_ || reduction == reduction_,
            "AccumulationWindow::backward: micro-batches of one window must share a reduction ("
                << reduction_name(reduction_) << " then " << reduction_name(reduction) << ")");
@@ -127,6 +131,10 @@ void AccumulationWindow::check_can_add(Reduction reduction) const {
 
 void AccumulationWindow::record_replayed_micro_batch(std::uint64_t samples, Reduction reduction) {
   check_can_add(reduction);
+  tally_micro_batch(samples, reduction);
+}
+
+void AccumulationWindow::tally_micro_batch(std::uint64_t samples, Reduction reduction) {
   has_reduction_ = true;
   reduction_ = reduction;
   submitted_ += 1;
@@ -134,9 +142,7 @@ void AccumulationWindow::record_replayed_micro_batch(std::uint64_t samples, Redu
 }
 
 void AccumulationWindow::backward(const Variable& loss) {
-  GA_CHECK(open_,
-           "AccumulationWindow::backward: the window was stepped; call zero_grad() to "
-           "open the next one");
+  check_open();
   GA_CHECK(loss.defined() && loss.loss_info() != nullptr,
            "AccumulationWindow::backward needs a loss from nn::L1Loss / autograd::l1_loss");
   const autograd::LossInfo& info = *loss.loss_info();
@@ -210,10 +216,7 @@ void AccumulationWindow::backward(const Variable& loss) {
     window_count_micro_batch(counts_, &micro_batch_flag_, samples, elements, loss_scale_,
                              inv_loss_scale_, rule());
   }
-  has_reduction_ = true;
-  reduction_ = info.reduction;
-  submitted_ += 1;
-  submitted_samples_ += samples;
+  tally_micro_batch(samples, info.reduction);
 }
 
 float AccumulationWindow::loss_scale() const {

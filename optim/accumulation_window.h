@@ -189,6 +189,9 @@ class AccumulationWindow {
     submitted_samples_ = t.submitted_samples;
   }
 
+  void check_open() const;
+  // The host-side record of one micro-batch added (backward, or a replay).
+  void tally_micro_batch(std::uint64_t samples, Reduction reduction);
   void ensure_buffers();
   LossScaleRule rule() const;
 
