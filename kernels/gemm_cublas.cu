@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "core/cuda_check.cuh"
 #include "core/launch.cuh"
@@ -23,35 +24,75 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// The process-wide handle, created on first use and never destroyed (destroying it at exit
-// would race the CUDA runtime's own teardown).
-struct CublasHandle {
-  std::once_flag once;
+// One cuBLAS handle per host thread: a handle's stream (cublasSetStream) and its workspace are
+// its state, so two threads sharing one would race on it (the cuBLAS guide advises against
+// sharing). A thread takes a handle from the pool on its first product and gives it back when it
+// exits, so threads that come and go reuse handles instead of creating one each. Handles are
+// never destroyed (destroying them at exit would race the CUDA runtime's own teardown), and the
+// pool is never freed for the same reason.
+class HandlePool {
+ public:
+  static HandlePool& instance() {
+    static HandlePool* pool = new HandlePool();
+    return *pool;
+  }
+  cublasStatus_t acquire(cublasHandle_t* handle) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!free_.empty()) {
+        *handle = free_.back();
+        free_.pop_back();
+        return CUBLAS_STATUS_SUCCESS;
+      }
+    }
+    cublasStatus_t status = cublasCreate(handle);
+    if (status == CUBLAS_STATUS_SUCCESS) {
+      status = cublasSetMathMode(*handle, CUBLAS_DEFAULT_MATH);  // no TF32
+      if (status != CUBLAS_STATUS_SUCCESS) release(*handle);
+    }
+    return status;
+  }
+  void release(cublasHandle_t handle) noexcept {
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      free_.push_back(handle);
+    } catch (...) {
+      // Out of memory for one pointer: the handle is leaked, which is harmless.
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<cublasHandle_t> free_;
+};
+
+// This thread's handle (or why it has none), taken on first use.
+struct ThreadHandle {
+  ThreadHandle() { status = HandlePool::instance().acquire(&handle); }
+  ~ThreadHandle() {
+    if (status == CUBLAS_STATUS_SUCCESS) HandlePool::instance().release(handle);
+  }
+  ThreadHandle(const ThreadHandle&) = delete;
+  ThreadHandle& operator=(const ThreadHandle&) = delete;
   cublasHandle_t handle = nullptr;
   cublasStatus_t status = CUBLAS_STATUS_NOT_INITIALIZED;
 };
 
-CublasHandle& cublas_state() {
-  static CublasHandle state;
-  std::call_once(state.once, [] {
-    state.status = cublasCreate(&state.handle);
-    if (state.status == CUBLAS_STATUS_SUCCESS) {
-      state.status = cublasSetMathMode(state.handle, CUBLAS_DEFAULT_MATH);  // no TF32
-    }
-  });
-  return state;
+const ThreadHandle& thread_handle() {
+  thread_local ThreadHandle h;
+  return h;
 }
 
 cublasHandle_t cublas_handle() {
-  const CublasHandle& state = cublas_state();
-  GA_CHECK(state.status == CUBLAS_STATUS_SUCCESS,
+  const ThreadHandle& h = thread_handle();
+  GA_CHECK(h.status == CUBLAS_STATUS_SUCCESS,
            "GemmBackend::Vendor on CUDA needs cuBLAS, and creating its handle failed with "
-               << ::gradaccum::detail::cublas_status_name(state.status)
-               << (state.status == CUBLAS_STATUS_NOT_SUPPORTED
+               << ::gradaccum::detail::cublas_status_name(h.status)
+               << (h.status == CUBLAS_STATUS_NOT_SUPPORTED
                        ? " (the emulated device has no cuBLAS: use GemmBackend::Auto or "
                          "Handwritten)"
                        : ""));
-  return state.handle;
+  return h.handle;
 }
 
 // C = epilogue(prod) elementwise, prod the bare product (f32). Accumulating without Kahan adds
@@ -91,7 +132,7 @@ void run(const GemmProblem& p) {
   const int M = static_cast<int>(p.M), N = static_cast<int>(p.N), K = static_cast<int>(p.K);
   if (N > 0) {
     cublasHandle_t h = cublas_handle();
-    // The one handle serves every stream: point it at this thread's current one before use.
+    // The thread's handle follows the thread's current stream.
     GA_CUBLAS_CHECK(cublasSetStream(h, current_stream()));
     const bool direct = p.mask == nullptr && p.comp == nullptr && p.bias == nullptr && !p.relu;
     Storage tmp;
@@ -133,7 +174,7 @@ void run(const GemmProblem& p) {
 }  // namespace
 
 bool cublas_available() {
-  return cublas_state().status == CUBLAS_STATUS_SUCCESS;
+  return thread_handle().status == CUBLAS_STATUS_SUCCESS;
 }
 
 void gemm_cublas(const GemmProblem& p) {

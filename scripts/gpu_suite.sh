@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The GPU suite, for a machine with an NVIDIA GPU, in one call:
-#   build for sm_90 -> all tests (gpu tests must run, not skip) -> compute-sanitizer memcheck,
-#   racecheck, synccheck over the GPU tests -> benchmarks -> PyTorch side by side -> a short
+# The GPU suite, for a machine with an NVIDIA GPU, in one call that fits a short lease:
+#   build for sm_90 -> all tests (gpu tests must run, not skip), with compute-sanitizer memcheck,
+#   racecheck and synccheck over the GPU tests alongside -> parity with the emulated device ->
+#   benchmarks (GPU rows) and every row against its ceiling -> PyTorch side by side -> a short
 #   pass/fail and timing table, last.
-# Everything it prints also goes to $OUT/gpu_suite.log (or build/gpu-suite/ without $OUT); the
-# caller commits it under bench/results/ with the date, commit and device.
+# What it prints also goes to $OUT/gpu_suite.log (or build/gpu-suite/ without $OUT), and each
+# step's full output to build/gpu-suite/files/, packed at the end into
+# $OUT/gpu_suite_files.tar.gz (two files: what the device tool brings back is limited to eight).
+# The caller commits them under bench/results/ with the date, commit and device.
+#
+# Time: the whole suite ends within GRADACCUM_SUITE_BUDGET_S seconds (default 480), whatever
+# happens: every step runs under `timeout` with what is left, a step that runs out is a TIMEOUT
+# row, and the table is always printed. Steps that time nothing (tests, sanitizers) run side by
+# side; the timed ones (benchmarks, PyTorch) run alone.
 #
 #   scripts/gpu_suite.sh prepare   # on the development machine: stage GoogleTest sources and
 #                                  # Google Benchmark into build/gpu-deps (carry that path)
@@ -25,63 +33,147 @@ if [[ "${1:-}" == prepare ]]; then
   exit 0
 fi
 
-out=${OUT:-$root/build/gpu-suite}
-mkdir -p "$out"
-log=$out/gpu_suite.log
-exec > >(tee "$log") 2>&1
+dest=${OUT:-$root/build/gpu-suite}
+out=$root/build/gpu-suite/files
+rm -rf "$out" && mkdir -p "$out" "$dest"
+exec > >(tee "$dest/gpu_suite.log") 2>&1
 
+budget=${GRADACCUM_SUITE_BUDGET_S:-480}
+preset=${GRADACCUM_SUITE_PRESET:-cuda}  # another (default) only to try the script without a GPU
+deadline=$((SECONDS + budget))
 declare -a table
-row() { table+=("$(printf '%-34s %-6s %s' "$1" "$2" "$3")"); }
+row() { table+=("$(printf '%-30s %-7s %s' "$1" "$2" "$3")"); }
+finish() {
+  echo
+  echo "== summary ($((SECONDS)) s of a ${budget} s budget) =="
+  printf '%s\n' "${table[@]}" | tee "$out/summary.txt"
+  tar -czf "$dest/gpu_suite_files.tar.gz" -C "$out/.." files
+}
+trap finish EXIT
+# Seconds a step may take: its cap, or what is left before the deadline less a reserve for the
+# steps after it (never below 5).
+allow() {
+  local cap=$1 reserve=${2:-0} left=$((deadline - SECONDS - ${2:-0}))
+  ((left < cap)) && cap=$left
+  ((cap < 5)) && cap=5
+  echo "$cap"
+}
+# PASS, FAIL or TIMEOUT from an exit status (timeout(1) gives 124).
+status_of() { case $1 in 0) echo PASS ;; 124 | 137) echo TIMEOUT ;; *) echo FAIL ;; esac; }
 
 echo "# gradaccum GPU suite"
 echo "date:   $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || cat .git-commit 2>/dev/null || echo unknown)"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/device: /'
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null |
+  sed 's/^/device: /'
 nvcc --version | tail -n 1
+echo "budget: ${budget} s"
 
 extra=()
 [[ -d build/gpu-deps/googletest ]] && extra+=(-DGRADACCUM_GTEST_SOURCE_DIR="$root/build/gpu-deps/googletest")
 [[ -d build/gpu-deps/lib/cmake-benchmark ]] && extra+=(-Dbenchmark_DIR="$root/build/gpu-deps/lib/cmake-benchmark")
 
+# ---- build ----
 t0=$SECONDS
-if cmake --preset cuda "${extra[@]}" >"$out/configure.log" 2>&1 &&
-   cmake --build --preset cuda -j "$(nproc)" >"$out/build.log" 2>&1; then
-  row "build (sm_90)" PASS "$((SECONDS - t0)) s"
-else
-  row "build (sm_90)" FAIL "see build.log"; tail -n 50 "$out"/configure.log "$out"/build.log
-  printf '%s\n' "${table[@]}"; exit 1
+timeout "$(allow 300 150)" bash -c "cmake --preset $preset ${extra[*]} >'$out/configure.log' 2>&1 &&
+  cmake --build --preset $preset -j $(nproc) >'$out/build.log' 2>&1"
+rc=$?
+if [[ $rc != 0 ]]; then
+  row "build (sm_90)" "$(status_of $rc)" "see build.log ($((SECONDS - t0)) s)"
+  tail -n 50 "$out"/configure.log "$out"/build.log
+  exit 1
 fi
-bdir=build/cuda
+row "build (sm_90)" PASS "$((SECONDS - t0)) s"
+bdir=build/$preset
+gpu_tests=$bdir/tests/gradaccum_gpu_tests
 
-ctest --test-dir "$bdir" --output-on-failure -j 4 >"$out/ctest.log" 2>&1; rc=$?
-summary=$(grep -E 'tests passed' "$out/ctest.log")
-skips=$(grep -c '(Skipped)' "$out/ctest.log")
-row "ctest (all)" "$([[ $rc == 0 && $skips == 0 ]] && echo PASS || echo FAIL)" "$summary; $skips skipped"
-
+# ---- tests and sanitizers, side by side (nothing here is timed) ----
+t0=$SECONDS
+cap=$(allow 240 150)
+# The gpu-labelled tests must all run; the others may skip what this machine lacks (OpenBLAS).
+timeout "$cap" bash -c "ctest --test-dir $bdir --output-on-failure -j 8 -L gpu >'$out/ctest-gpu.log' 2>&1;
+  g=\$?; ctest --test-dir $bdir --output-on-failure -j 8 -LE gpu >'$out/ctest-other.log' 2>&1;
+  o=\$?; exit \$((g ? g : o))" &
+ctest_pid=$!
+# The sanitizers run the GPU test binary (its emulator-sized tests); the death tests and the
+# programs' tests are ctest's.
+declare -A san_pid
+command -v compute-sanitizer >/dev/null || echo "compute-sanitizer: not on the PATH" >&2
 for tool in memcheck racecheck synccheck; do
-  t0=$SECONDS
-  compute-sanitizer --tool $tool --error-exitcode 99 "$bdir/tests/gradaccum_gpu_tests" \
-    >"$out/sanitizer-$tool.log" 2>&1
+  timeout "$cap" compute-sanitizer --tool $tool --error-exitcode 99 "$gpu_tests" --gtest_brief=1 \
+    >"$out/sanitizer-$tool.log" 2>&1 &
+  san_pid[$tool]=$!
+done
+wait "$ctest_pid"
+rc=$?
+for part in gpu other; do
+  f=$out/ctest-$part.log
+  tests_line=$(grep -E 'tests passed' "$f" 2>/dev/null | tail -n 1)
+  skips=$(grep -c '(Skipped)' "$f" 2>/dev/null)
+  failed=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception' "$f" 2>/dev/null)
+  st=PASS
+  ((failed)) && st=FAIL
+  [[ $part == gpu && ${skips:-0} != 0 ]] && st=FAIL  # on a GPU machine no GPU test may skip
+  [[ -z $tests_line ]] && st=$(status_of "$rc") && [[ $st == PASS ]] && st=FAIL
+  row "ctest ($part)" "$st" "${tests_line:-no summary}; ${skips:-0} skipped ($((SECONDS - t0)) s)"
+done
+for tool in memcheck racecheck synccheck; do
+  wait "${san_pid[$tool]}"
   rc=$?
-  row "compute-sanitizer $tool" "$([[ $rc == 0 ]] && echo PASS || echo FAIL)" \
-    "$(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -n 1) ($((SECONDS - t0)) s)"
+  row "compute-sanitizer $tool" "$(status_of $rc)" \
+    "$(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -n 1 | grep . ||
+      echo "no summary: see sanitizer-$tool.log") ($((SECONDS - t0)) s)"
 done
 
-for b in "$bdir"/bench/bench_*; do
-  [[ -x $b ]] || continue
-  name=$(basename "$b")
-  "$b" --benchmark_min_time=0.2 --benchmark_format=console \
-    --benchmark_out="$out/$name.json" --benchmark_out_format=json >"$out/$name.txt" 2>&1
-  row "$name" "$([[ $? == 0 ]] && echo PASS || echo FAIL)" "see $name.txt"
+# ---- parity with the emulated device (tests/data/emu_parity) ----
+timeout "$(allow 60 120)" "$gpu_tests" --gtest_filter='Kernels/EmuParity.*' >"$out/emu_parity.log" 2>&1
+rc=$?
+grep '^emu parity:' "$out/emu_parity.log"
+cases=$(grep -c '^emu parity:' "$out/emu_parity.log")
+st=$(status_of $rc)
+((cases == 0)) && st=FAIL  # skipped: no device
+row "parity with the emulator" "$st" \
+  "$cases cases, largest difference $(grep -o 'max [0-9]* ulp' "$out/emu_parity.log" | sort -k2 -n | tail -n 1 | cut -d' ' -f2-)"
+
+# ---- benchmarks: the GPU rows, alone on the machine ----
+declare -A bench_filter=(
+  [bench_kernels]='dev:1|BM_Copy/1/|BM_Accumulate/1/|BM_SgdUpdate/1/'
+  [bench_step]='dev:1|BM_LaunchOverhead'
+)
+jsons=()
+for name in bench_kernels bench_step; do
+  b=$bdir/bench/$name
+  [[ -x $b ]] || { row "$name" FAIL "not built"; continue; }
+  t0=$SECONDS
+  timeout "$(allow 150 60)" "$b" --benchmark_filter="${bench_filter[$name]}" --benchmark_min_time=0.1 \
+    --benchmark_format=console --benchmark_out="$out/$name.json" --benchmark_out_format=json \
+    >"$out/$name.txt" 2>&1
+  rc=$?
+  st=$(status_of $rc)
+  [[ $st == PASS ]] && grep -q 'ERROR OCCURRED' "$out/$name.txt" && st=FAIL  # a row that did not run
+  row "$name" "$st" "see $name.txt ($((SECONDS - t0)) s)"
   cat "$out/$name.txt"
+  [[ -s $out/$name.json ]] && jsons+=("$out/$name.json")
 done
-
-if [[ -f bench/torch_side_by_side.py ]]; then
-  python3 bench/torch_side_by_side.py --device cuda --gradaccum "$bdir" >"$out/side_by_side.txt" 2>&1
-  row "PyTorch side by side" "$([[ $? == 0 ]] && echo PASS || echo FAIL)" "see side_by_side.txt"
-  cat "$out/side_by_side.txt"
+if ((${#jsons[@]})); then
+  python3 bench/ceilings.py "${jsons[@]}" >"$out/ceilings.md" 2>&1
+  rc=$?
+  cat "$out/ceilings.md"
+  row "rows against ceilings" "$(status_of $rc)" "$(tail -n 1 "$out/ceilings.md") (ceilings.md)"
 fi
 
-echo
-echo "== summary =="
-printf '%s\n' "${table[@]}"
+# ---- PyTorch side by side: eager and CUDA graphs first, torch.compile with what is left ----
+t0=$SECONDS
+timeout "$(allow 120 45)" python3 bench/torch_side_by_side.py --device cuda --gradaccum "$bdir" \
+  --no-compile >"$out/side_by_side.txt" 2>&1
+rc=$?
+row "PyTorch side by side" "$(status_of $rc)" "see side_by_side.txt ($((SECONDS - t0)) s)"
+cat "$out/side_by_side.txt"
+if [[ $rc == 0 ]] && ((deadline - SECONDS > 60)); then
+  t0=$SECONDS
+  timeout "$(allow 300 10)" python3 bench/torch_side_by_side.py --device cuda --gradaccum "$bdir" \
+    --shapes small,medium >"$out/side_by_side_compile.txt" 2>&1
+  rc=$?
+  row "side by side + torch.compile" "$(status_of $rc)" "small, medium ($((SECONDS - t0)) s)"
+  cat "$out/side_by_side_compile.txt"
+fi

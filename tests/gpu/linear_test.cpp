@@ -5,9 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_device.h"
+#include "core/cuda_graph.h"
+#include "core/stream.h"
 #include "kernels/linear.h"
 #include "linear_test_util.h"
 #include "test_util.h"
@@ -217,6 +221,60 @@ TEST(GpuLinear, VendorBackendIsCublas) {
     test::check_linear_layer(256, 256, 256, dtype, Device::CUDA, kVendor, false, seed += 10);
   }
   test::check_kahan_keeps_small_contributions(Device::CUDA, kVendor);
+}
+
+// Threads that each run cuBLAS products on their own stream at once (each thread has its own
+// handle): every result equals the one a lone thread computed, and threads that come later reuse
+// the handles of those that ended.
+TEST(GpuLinear, VendorBackendFromSeveralThreadsAtOnce) {
+  GA_REQUIRE_CUBLAS();
+  constexpr int kThreads = 4;
+  auto inputs = [](int t) {
+    const std::int64_t rows = 64 + 16 * t, in = 96 + 8 * t, out = 80;
+    return std::make_pair(test::random_tensor({rows, in}, 100 + static_cast<std::uint64_t>(t),
+                                              DType::f32, Device::CUDA),
+                          test::random_tensor({out, in}, 200 + static_cast<std::uint64_t>(t),
+                                              DType::f32, Device::CUDA));
+  };
+  auto product = [&](int t) {
+    const auto [x, w] = inputs(t);
+    Tensor y = test::poisoned({x.size(0), w.size(0)}, DType::f32, Device::CUDA);
+    linear_forward(x, w, nullptr, y, false, kVendor);
+    return y.to_vector();
+  };
+  std::vector<std::vector<float>> alone;
+  for (int t = 0; t < kThreads; ++t)
+    alone.push_back(product(t));
+  for (int wave = 0; wave < 2; ++wave) {
+    std::vector<std::vector<float>> got(kThreads);
+    std::vector<std::string> errors(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          const Stream stream = detail::cuda_stream_create();
+          {
+            StreamGuard on(stream);
+            for (int i = 0; i < 10; ++i)
+              got[static_cast<std::size_t>(t)] = product(t);
+            detail::cuda_stream_synchronize(stream);
+          }
+          detail::cuda_stream_destroy(stream);
+        } catch (const std::exception& e) {
+          errors[static_cast<std::size_t>(t)] = e.what();
+        }
+      });
+    }
+    for (std::thread& th : threads)
+      th.join();
+    for (int t = 0; t < kThreads; ++t) {
+      const auto k = static_cast<std::size_t>(t);
+      ASSERT_EQ(errors[k], "") << "thread " << t;
+      const std::vector<double> want(alone[k].begin(), alone[k].end());
+      EXPECT_LE(test::max_rel_error(got[k], want, 1e-3), 1e-5)
+          << "thread " << t << ", wave " << wave;
+    }
+  }
 }
 
 TEST(GpuLinear, VendorBackendWithoutCublasIsAClearError) {
