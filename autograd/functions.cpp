@@ -97,9 +97,11 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b, bool fu
 
   std::shared_ptr<VarData> xd = x.data(), wd = w.data(), bd = has_bias ? b.data() : nullptr;
   std::shared_ptr<VarData> yd = out.data();
+  yd->relu_output = fuse_relu;
   TapeEntry e{fuse_relu ? "linear_relu" : "linear", yd, {xd, wd}, nullptr};
   if (bd) e.inputs.push_back(bd);
-  // Backward: g = dy (times the ReLU mask y > 0 when fused); dx = g · W; dW = gᵀ · x; db = Σ g.
+  // Backward: g = dy (times the ReLU mask y > 0 when fused, unless the consumer of y masked it
+  // already); dx = g · W; dW = gᵀ · x; db = Σ g.
   // A weak reference to the output: the tape must not keep its own outputs alive in a cycle.
   std::weak_ptr<VarData> yw = yd;
   e.backward = [xd, wd, bd, yw, fuse_relu, config](BackwardContext& ctx) {
@@ -108,14 +110,20 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b, bool fu
     if (dy == nullptr) return;
     Tensor masked;
     const Tensor* g = dy;
-    if (fuse_relu) {
+    if (fuse_relu && !yv->grad_masked) {
       masked = Tensor::empty(dy->shape(), dy->dtype(), dy->device());
       relu_backward(*dy, yv->value, masked, GradientMode::Overwrite);
       g = &masked;
     }
-    ctx.write_grad(*xd, [&](Tensor& dx, GradientMode mode) {
-      linear_backward_input(*g, wd->value, dx, mode, nullptr, config);
-    });
+    // x from a fused linear + ReLU: dx comes out masked by x > 0 (that ReLU's backward, fused
+    // into this product), and the layer below skips its own masking pass.
+    const Tensor* relu_out = xd->relu_output ? &xd->value : nullptr;
+    ctx.write_grad(
+        *xd,
+        [&](Tensor& dx, GradientMode mode) {
+          linear_backward_input(*g, wd->value, dx, mode, relu_out, config);
+        },
+        relu_out != nullptr);
     const bool w_needs = wd->requires_grad;
     const bool b_needs = bd && bd->requires_grad;
     if (!w_needs && !b_needs) return;
@@ -192,11 +200,14 @@ Variable l1_loss(const Variable& pred, const Variable& target, Reduction reducti
                                                             << " must have the same shape");
   GA_CHECK(pred.value().rank() >= 1,
            "l1_loss: pred must have a sample dimension, got " << pred.value().str());
-  Tensor sum = Tensor::empty({1}, DType::f32, pred.device());
-  l1_loss_forward(pred.value(), target.value(), sum, GradientMode::Overwrite);
-  Tensor value = sum.clone();
   const std::int64_t elements = pred.value().numel();
-  if (reduction == Reduction::Mean) scale_scalar(value, 1.0 / static_cast<double>(elements));
+  // The sum (which the window continues) and the reduced value, from one launch.
+  Tensor sum = Tensor::empty({1}, DType::f32, pred.device());
+  Tensor value = Tensor::empty({1}, DType::f32, pred.device());
+  L1ForwardTail tail;
+  tail.reduced = &value;
+  tail.reduced_factor = reduction == Reduction::Mean ? 1.0 / static_cast<double>(elements) : 1.0;
+  l1_loss_forward(pred.value(), target.value(), sum, GradientMode::Overwrite, tail);
 
   std::shared_ptr<Tape> tape = tape_for("l1_loss", {&pred, &target});
   Variable out = make_result(std::move(value), tape);

@@ -152,6 +152,7 @@ void run_backward(detail::Tape& tape, detail::VarData& root, const Tensor* root_
       for (auto& e : tape.entries()) {
         e.output->grad = Tensor();
         e.output->grad_written = false;
+        e.output->grad_masked = false;
       }
       tape.free();
     }
@@ -163,6 +164,7 @@ void run_backward(detail::Tape& tape, detail::VarData& root, const Tensor* root_
   for (auto& e : entries) {
     detail::VarData& out = *e.output;
     out.grad_written = false;
+    out.grad_masked = false;
     if (out.requires_grad && !out.loss) {
       ensure(out.grad, out.value.shape(), out.value.dtype(), out.value.device(), false);
     }
@@ -324,10 +326,12 @@ void BackwardContext::mark_written(VarData& leaf) {
 }
 
 void BackwardContext::write_grad(VarData& v,
-                                 const std::function<void(Tensor&, GradientMode)>& write) {
+                                 const std::function<void(Tensor&, GradientMode)>& write,
+                                 bool relu_masked) {
   if (!v.requires_grad) return;
   if (!v.is_leaf) {
     write(v.grad, v.grad_written ? GradientMode::Accumulate : GradientMode::Overwrite);
+    v.grad_masked = relu_masked && (!v.grad_written || v.grad_masked);
     v.grad_written = true;
     return;
   }

@@ -142,6 +142,11 @@ struct VarData {
   bool requires_grad = false;
   bool is_leaf = true;
   bool grad_written = false;  // during a backward: this variable's per-backward buffer is live
+  // The output of a fused linear + ReLU: a consumer may mask its gradient by value > 0 itself.
+  bool relu_output = false;
+  // During a backward: every write into grad so far was already masked by value > 0, so the
+  // ReLU's own backward has nothing left to do.
+  bool grad_masked = false;
   std::string name;
   std::unique_ptr<LossInfo> loss;  // set by l1_loss
   Tensor loss_sum;                 // set by l1_loss
@@ -195,8 +200,10 @@ class BackwardContext {
   const Tensor* grad_of(const VarData& v) const;
   // Writes the gradient of v (v's dtype, shape and device) through `write(buffer, mode)`: into
   // v's per-backward buffer for a non-leaf, or into a temporary then added to the leaf's f32
-  // target. Nothing happens when v does not require a gradient.
-  void write_grad(VarData& v, const std::function<void(Tensor&, GradientMode)>& write);
+  // target. Nothing happens when v does not require a gradient. relu_masked: the write masks
+  // what it writes by v.value > 0 (see VarData::grad_masked).
+  void write_grad(VarData& v, const std::function<void(Tensor&, GradientMode)>& write,
+                  bool relu_masked = false);
   // A leaf's f32 target for this backward (allocated on first use). Call mark_written after
   // writing to it.
   LeafTarget leaf_target(VarData& leaf);

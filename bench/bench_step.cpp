@@ -261,8 +261,9 @@ void BM_LaunchOverhead(benchmark::State& state) {
         ys[i].push_back(y.rows(r, r + m));
       }
     }
-    const optim::MicroStepGraph::StepFn step = [&](const Tensor& x, const Tensor& y) {
-      return loss_fn(model(autograd::Variable(x.clone())), autograd::Variable(y.clone()));
+    const optim::MicroStepGraph::StepFn step = [&](const autograd::Variable& x,
+                                                   const autograd::Variable& y) {
+      return loss_fn(model(x), y);
     };
     std::unique_ptr<optim::MicroStepGraph> g;
     if (graph) {
@@ -275,7 +276,8 @@ void BM_LaunchOverhead(benchmark::State& state) {
         if (g) {
           g->run(xs[set][i], ys[set][i]);
         } else {
-          window.backward(step(xs[set][i], ys[set][i]));
+          window.backward(
+              step(autograd::Variable(xs[set][i].clone()), autograd::Variable(ys[set][i].clone())));
         }
       }
     });

@@ -93,12 +93,14 @@ void check_inputs(const char* op, const Tensor& pred, const Tensor& target) {
 
 }  // namespace
 
-void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum,
-                     GradientMode mode) {
+void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum, GradientMode mode,
+                     const L1ForwardTail& tail) {
   if (mode == GradientMode::Ignore) return;
   constexpr const char* op = "l1_loss_forward";
   check_inputs(op, pred, target);
   detail::check_scalar_f32(op, loss_sum, "loss_sum", pred, "pred");
+  if (tail.reduced != nullptr) detail::check_scalar_f32(op, *tail.reduced, "reduced", pred, "pred");
+  if (tail.count != nullptr) check_window_count(*tail.count, pred.device(), op);
   const bool accumulate = mode == GradientMode::Accumulate;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
@@ -112,15 +114,36 @@ void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum,
       *loss =
           l1_sum_cpu(pred.data<std::uint16_t>(), target.data<std::uint16_t>(), rows, cols, start);
     }
+    if (tail.reduced != nullptr) {
+      *tail.reduced->data<float>() = *loss;
+      scale_scalar(*tail.reduced, tail.reduced_factor);
+    }
+    if (const WindowCountArgs* c = tail.count) {
+      window_count_micro_batch(*c->counts, nullptr, c->samples, c->elements, *c->loss_scale,
+                               *c->inv_loss_scale, c->rule);
+    }
     return;
   }
 #if GRADACCUM_WITH_CUDA
+  cuda::L1Tail t;
+  if (tail.reduced != nullptr) {
+    t.reduced = tail.reduced->data<float>();
+    t.reduced_factor = tail.reduced_factor;
+  }
+  if (const WindowCountArgs* c = tail.count) {
+    t.counts = static_cast<WindowCounts*>(c->counts->data());
+    t.samples = c->samples;
+    t.elements = c->elements;
+    t.loss_scale = c->loss_scale->data<float>();
+    t.inv_loss_scale = c->inv_loss_scale->data<float>();
+    t.rule = c->rule;
+  }
   if (pred.dtype() == DType::f32) {
     cuda::l1_loss_forward_f32(pred.data<float>(), target.data<float>(), loss_sum.data<float>(),
-                              rows, cols, accumulate);
+                              rows, cols, accumulate, t);
   } else {
     cuda::l1_loss_forward_f16(pred.data<std::uint16_t>(), target.data<std::uint16_t>(),
-                              loss_sum.data<float>(), rows, cols, accumulate);
+                              loss_sum.data<float>(), rows, cols, accumulate, t);
   }
 #else
   GA_FAIL(op << ": " << pred.str() << " is on the CUDA device, but gradaccum was built without "

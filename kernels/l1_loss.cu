@@ -1,10 +1,12 @@
 // L1 loss on the device. The forward is one block: its threads compute row sums (each a fixed
 // left-to-right f32 chain over the columns) a block of rows at a time, and thread 0 adds them
 // to the accumulator in row order; the result is bit-identical to the CPU's. The backward is a
-// vectorised grid-stride elementwise kernel.
+// vectorised grid-stride elementwise kernel. The forward's tail (the reduced value, a window
+// count) is done by its chaining thread, in the same launch.
 #include "core/launch.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/l1_loss.cuh"
+#include "kernels/window_scalars_rules.h"
 
 namespace gradaccum::cuda {
 namespace {
@@ -24,7 +26,7 @@ __device__ __forceinline__ float to_f32(__half x) {
 
 template <typename T>
 __global__ void l1_forward_kernel(const T* pred, const T* target, float* loss, std::int64_t rows,
-                                  std::int64_t cols, bool accumulate) {
+                                  std::int64_t cols, bool accumulate, L1Tail tail) {
   __shared__ float row_sums[kForwardThreads];
   float acc = 0.0f;  // the chain, kept by thread 0
   if (threadIdx.x == 0 && accumulate) acc = *loss;
@@ -47,7 +49,16 @@ __global__ void l1_forward_kernel(const T* pred, const T* target, float* loss, s
     }
     __syncthreads();
   }
-  if (threadIdx.x == 0) *loss = acc;
+  if (threadIdx.x != 0) return;
+  *loss = acc;
+  if (tail.reduced != nullptr) {
+    *tail.reduced = acc;
+    window_rules::scale(tail.reduced, tail.reduced_factor);
+  }
+  if (tail.counts != nullptr) {
+    window_rules::count_micro_batch(tail.counts, nullptr, tail.samples, tail.elements,
+                                    tail.loss_scale, tail.inv_loss_scale, tail.rule);
+  }
 }
 
 // sign(p - t) * coef, 0 at equality, NaN when either is NaN.
@@ -87,10 +98,10 @@ __global__ void l1_backward_kernel(const T* pred, const T* target, float factor,
 
 template <typename T>
 void launch_forward(const T* pred, const T* target, float* loss, std::int64_t rows,
-                    std::int64_t cols, bool accumulate) {
+                    std::int64_t cols, bool accumulate, const L1Tail& tail) {
   // Always launched: an empty batch still overwrites the loss with 0.
   GA_LAUNCH(l1_forward_kernel<T>, dim3(1), dim3(kForwardThreads), 0, ::gradaccum::current_stream(),
-            pred, target, loss, rows, cols, accumulate);
+            pred, target, loss, rows, cols, accumulate, tail);
 }
 
 template <typename T>
@@ -105,13 +116,14 @@ void launch_backward(const T* pred, const T* target, float factor, const float* 
 }  // namespace
 
 void l1_loss_forward_f32(const float* pred, const float* target, float* loss, std::int64_t rows,
-                         std::int64_t cols, bool accumulate) {
-  launch_forward(pred, target, loss, rows, cols, accumulate);
+                         std::int64_t cols, bool accumulate, const L1Tail& tail) {
+  launch_forward(pred, target, loss, rows, cols, accumulate, tail);
 }
 
 void l1_loss_forward_f16(const std::uint16_t* pred, const std::uint16_t* target, float* loss,
-                         std::int64_t rows, std::int64_t cols, bool accumulate) {
-  launch_forward(as_half(pred), as_half(target), loss, rows, cols, accumulate);
+                         std::int64_t rows, std::int64_t cols, bool accumulate,
+                         const L1Tail& tail) {
+  launch_forward(as_half(pred), as_half(target), loss, rows, cols, accumulate, tail);
 }
 
 void l1_loss_backward_f32(const float* pred, const float* target, float factor, const float* scale,

@@ -4,6 +4,7 @@
 
 #include "core/tensor.h"
 #include "kernels/gradient_mode.h"
+#include "kernels/window_scalars.h"
 
 namespace gradaccum {
 
@@ -23,7 +24,19 @@ inline const char* reduction_name(Reduction r) {
 // Ignore does nothing. pred and target: same shape and dtype (f32 or f16); all on one device.
 // On CUDA one block computes the row sums, 256 rows at a time, and one thread chains them:
 // meant for losses over a batch of outputs, not for huge tensors.
-void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum, GradientMode mode);
+//
+// The tail: what the chaining thread also does once *loss_sum is stored, in the same launch (a
+// captured micro-step then has fewer nodes; the arithmetic is that of the separate calls):
+//   reduced (f32 [1]): = f32(double(*loss_sum) * reduced_factor), scale_scalar's rounding: the
+//     loss value of the reduction;
+//   count: window_count_micro_batch(*count->counts, nullptr, count->samples, ...).
+struct L1ForwardTail {
+  Tensor* reduced = nullptr;
+  double reduced_factor = 1.0;
+  const WindowCountArgs* count = nullptr;
+};
+void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum, GradientMode mode,
+                     const L1ForwardTail& tail = {});
 
 // dpred (mode) sign(pred - target) * factor * (*scale if scale given), 0 at equality.
 // factor is the reduction's factor as seen by this call (1 for a sum; 1/count for a mean

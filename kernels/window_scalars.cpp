@@ -94,15 +94,23 @@ void scale_scalar(Tensor& t, double factor) {
 #endif
 }
 
+void check_window_count(const WindowCountArgs& args, Device device, const char* what) {
+  GA_CHECK(args.counts != nullptr && args.loss_scale != nullptr && args.inv_loss_scale != nullptr,
+           what << ": the window count needs counts, loss_scale and inv_loss_scale");
+  check_counts(*args.counts, what);
+  check_scalar(*args.loss_scale, what);
+  check_scalar(*args.inv_loss_scale, what);
+  check_same_device(args.counts->device(), args.loss_scale->device(), what, "loss_scale");
+  check_same_device(args.counts->device(), args.inv_loss_scale->device(), what, "inv_loss_scale");
+  check_same_device(args.counts->device(), device, what, "the loss");
+}
+
 void window_count_micro_batch(Storage& counts, const NonFiniteFlag* dropped, std::uint64_t samples,
                               std::uint64_t elements, Tensor& loss_scale, Tensor& inv_loss_scale,
                               const LossScaleRule& rule) {
   const char* what = "window_count_micro_batch";
-  check_counts(counts, what);
-  check_scalar(loss_scale, what);
-  check_scalar(inv_loss_scale, what);
-  check_same_device(counts.device(), loss_scale.device(), what, "loss_scale");
-  check_same_device(counts.device(), inv_loss_scale.device(), what, "inv_loss_scale");
+  check_window_count({&counts, samples, elements, &loss_scale, &inv_loss_scale, rule},
+                     counts.device(), what);
   if (dropped) check_same_device(counts.device(), dropped->device(), what, "the dropped flag");
   if (counts.device() == Device::CPU) {
     window_rules::count_micro_batch(counts_ptr(counts), flag_word(dropped), samples, elements,

@@ -43,6 +43,20 @@ void reset_window_counts(Storage& counts);
 // t[1] (f32) *= factor (rounded once to f32 from the double product).
 void scale_scalar(Tensor& t, double factor);
 
+// One micro-batch's count (window_count_micro_batch's arguments for a micro-batch that cannot be
+// dropped), for a kernel that does it at the end of its own launch (l1_loss_forward's tail), so
+// that a captured micro-step has one node fewer.
+struct WindowCountArgs {
+  Storage* counts = nullptr;
+  std::uint64_t samples = 0;
+  std::uint64_t elements = 0;
+  Tensor* loss_scale = nullptr;
+  Tensor* inv_loss_scale = nullptr;
+  LossScaleRule rule;
+};
+// Throws, as window_count_micro_batch would, unless `args` can be counted on `device`.
+void check_window_count(const WindowCountArgs& args, Device device, const char* what);
+
 // After a micro-batch's gradients were added (or, when `dropped` is given and raised, were
 // not): a dropped micro-batch counts in `dropped` and, with a dynamic rule, backs the loss scale
 // off (growth_tracker = 0); otherwise samples, elements and micro_batches grow. Always ends

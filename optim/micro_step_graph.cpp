@@ -34,8 +34,8 @@ MicroStepGraph::MicroStepGraph(AccumulationWindow& window, StepFn step, const Sh
     return;
   }
   // Static inputs outside the pool: they live as long as the graph that reads them.
-  x_static_ = Tensor::empty(x_shape_, dtype_, device_);
-  y_static_ = Tensor::empty(y_shape_, dtype_, device_);
+  x_static_ = autograd::Variable(Tensor::empty(x_shape_, dtype_, device_));
+  y_static_ = autograd::Variable(Tensor::empty(y_shape_, dtype_, device_));
   pool_ = DevicePool::create();
   stream_ = detail::cuda_stream_create();
 }
@@ -50,8 +50,8 @@ MicroStepGraph::~MicroStepGraph() {
   }
   detail::cuda_graph_exec_destroy(exec_);
   pool_.reset();
-  x_static_ = Tensor();
-  y_static_ = Tensor();
+  x_static_ = autograd::Variable();
+  y_static_ = autograd::Variable();
   detail::cuda_stream_destroy(stream_);
 }
 
@@ -83,14 +83,14 @@ void MicroStepGraph::run(const Tensor& x, const Tensor& y) {
   check_input(x, x_shape_, "x");
   check_input(y, y_shape_, "y");
   if (device_ == Device::CPU) {
-    window_.backward(step_(x, y));
+    window_.backward(step_(autograd::Variable(x.clone()), autograd::Variable(y.clone())));
     return;
   }
   if (mode_ == Mode::Replay) window_.check_can_add(reduction_);  // before any device work
   StreamGuard on_stream(stream_);
-  detail::cuda_copy_async(x_static_.raw_data(), x.raw_data(), x.nbytes(),
+  detail::cuda_copy_async(x_static_.value().raw_data(), x.raw_data(), x.nbytes(),
                           copy_kind_to_device(x.device()));
-  detail::cuda_copy_async(y_static_.raw_data(), y.raw_data(), y.nbytes(),
+  detail::cuda_copy_async(y_static_.value().raw_data(), y.raw_data(), y.nbytes(),
                           copy_kind_to_device(y.device()));
   if (mode_ == Mode::Replay) {
     detail::cuda_graph_launch(exec_, stream_);

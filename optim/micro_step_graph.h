@@ -3,8 +3,8 @@
 // dozen or so kernels dominates, and a graph launch costs about one.
 //
 //   optim::MicroStepGraph graph(window,
-//       [&](const Tensor& x, const Tensor& y) {
-//         return loss_fn(model(autograd::Variable(x.clone())), autograd::Variable(y.clone()));
+//       [&](const autograd::Variable& x, const autograd::Variable& y) {
+//         return loss_fn(model(x), y);
 //       },
 //       {60, 32}, {60, 8}, DType::f32);
 //   window.zero_grad();
@@ -44,8 +44,10 @@ namespace gradaccum::optim {
 
 class MicroStepGraph {
  public:
-  // The forward pass and loss of one micro-batch (the graph calls window.backward itself).
-  using StepFn = std::function<autograd::Variable(const Tensor& x, const Tensor& y)>;
+  // The forward pass and loss of one micro-batch (the graph calls window.backward itself). x and
+  // y are the graph's inputs, which run() fills: Variables that need no gradient.
+  using StepFn =
+      std::function<autograd::Variable(const autograd::Variable& x, const autograd::Variable& y)>;
 
   // x_shape / y_shape / dtype: the micro-batch this graph serves. The window's device decides
   // CUDA (graph) or CPU (op by op).
@@ -87,7 +89,7 @@ class MicroStepGraph {
   // the stream.
   Stream stream_ = nullptr;
   std::shared_ptr<DevicePool> pool_;
-  Tensor x_static_, y_static_;
+  autograd::Variable x_static_, y_static_;
   detail::GraphExec exec_ = nullptr;
   std::size_t nodes_ = 0;
   std::uint64_t samples_ = 0;  // what a replay adds to the window's host tallies

@@ -23,6 +23,7 @@
 #include "kernels/nonfinite_flag.h"
 #include "kernels/relu.h"
 #include "kernels/sgd.h"
+#include "kernels/window_scalars.h"
 #include "test_util.h"
 
 namespace gradaccum::test::ew {
@@ -252,6 +253,58 @@ inline void check_l1_split_invariance(Device dev, const Shape& s, DType dt,
   expect_same_bits(split, whole, "split vs whole");
 }
 
+// The forward's tail (the reduced value; a window count) in one call equals, bit for bit, the
+// separate calls it stands for: l1_loss_forward, then scale_scalar of a copy, then
+// window_count_micro_batch. Returns the reduced value.
+inline float check_l1_forward_tail(Device dev, const Shape& s, DType dt, double factor,
+                                   bool dynamic, std::uint64_t seed) {
+  SCOPED_TRACE("l1_loss_forward tail " + case_name(s, dt) + " factor " + std::to_string(factor));
+  const Tensor pred = random_tensor(s, seed, dt, dev);
+  const Tensor target = random_tensor(s, seed + 1, dt, dev);
+  LossScaleRule rule;
+  rule.dynamic = dynamic;
+  struct Window {
+    Storage counts;
+    Tensor loss_scale, inv_loss_scale, sum, reduced;
+  };
+  auto make = [&] {
+    Window w{make_window_counts(dev), scalar(1024.0f, dev), scalar(1.0f / 1024.0f, dev),
+             scalar(0.75f, dev), poisoned({1}, DType::f32, dev)};
+    // A count already there: the tail adds to it.
+    window_count_micro_batch(w.counts, nullptr, 3, 7, w.loss_scale, w.inv_loss_scale, rule);
+    return w;
+  };
+  Window fused = make(), separate = make();
+  const auto elements = static_cast<std::uint64_t>(5 * s.numel());
+  const WindowCountArgs count{&fused.counts,         5,   elements, &fused.loss_scale,
+                              &fused.inv_loss_scale, rule};
+  L1ForwardTail tail;
+  tail.reduced = &fused.reduced;
+  tail.reduced_factor = factor;
+  tail.count = &count;
+  l1_loss_forward(pred, target, fused.sum, GradientMode::Accumulate, tail);
+
+  l1_loss_forward(pred, target, separate.sum, GradientMode::Accumulate);
+  separate.reduced = separate.sum.clone();
+  scale_scalar(separate.reduced, factor);
+  window_count_micro_batch(separate.counts, nullptr, 5, elements, separate.loss_scale,
+                           separate.inv_loss_scale, rule);
+
+  expect_same_bits(fused.sum, separate.sum, "loss sum");
+  expect_same_bits(fused.reduced, separate.reduced, "reduced value");
+  expect_same_bits(fused.loss_scale, separate.loss_scale, "loss scale");
+  expect_same_bits(fused.inv_loss_scale, separate.inv_loss_scale, "inverse loss scale");
+  const WindowCounts a = read_window_counts(fused.counts), b = read_window_counts(separate.counts);
+  EXPECT_EQ(a.samples, 8u);
+  EXPECT_EQ(a.elements, 7u + elements);
+  EXPECT_EQ(a.micro_batches, 2u);
+  EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0) << "the counts differ";
+  const double want = (0.75 + l1_sum_reference(pred, target)) * factor;
+  const float got = fused.reduced.to_vector()[0];
+  EXPECT_LE(std::fabs(got - want), 1e-5 * std::fabs(want) + 1e-30) << got << " vs " << want;
+  return got;
+}
+
 inline Tensor check_l1_backward(Device dev, const Shape& s, DType dt, GradientMode mode,
                                 bool with_scale, std::uint64_t seed) {
   SCOPED_TRACE("l1_loss_backward " + case_name(s, dt) + " mode " +
@@ -313,6 +366,28 @@ inline void check_l1_errors(Device dev) {
       l1_loss_backward(pred, target, 1.0f, nullptr, dpred_shape, GradientMode::Overwrite), "shape");
   GA_EXPECT_ERROR(l1_loss_backward(pred, target, 1.0f, &loss2, dpred, GradientMode::Overwrite),
                   "scale");
+  // The tail: a reduced value that is no f32 scalar, a count on another device or incomplete.
+  L1ForwardTail bad_reduced;
+  bad_reduced.reduced = &loss2;
+  GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss, GradientMode::Overwrite, bad_reduced),
+                  "reduced");
+  const Device other = dev == Device::CPU && cuda_available() ? Device::CUDA : Device::CPU;
+  Storage counts = make_window_counts(other);
+  Tensor scale = Tensor::full({1}, 1.0f, DType::f32, other);
+  Tensor inv = Tensor::full({1}, 1.0f, DType::f32, other);
+  const WindowCountArgs elsewhere{&counts, 1, 3, &scale, &inv, LossScaleRule{}};
+  L1ForwardTail bad_count;
+  bad_count.count = &elsewhere;
+  if (other != dev) {
+    GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss, GradientMode::Overwrite, bad_count),
+                    "the loss");
+  }
+  const WindowCountArgs incomplete{&counts, 1, 3, nullptr, &inv, LossScaleRule{}};
+  bad_count.count = &incomplete;
+  GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss, GradientMode::Overwrite, bad_count),
+                  "loss_scale");
+  const float before = loss.to_vector()[0];
+  EXPECT_EQ(before, 0.0f) << "a rejected call wrote the loss";
 }
 
 // ---- accumulation -------------------------------------------------------------------------

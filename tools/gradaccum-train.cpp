@@ -249,10 +249,9 @@ int run(const Config& c) {
                                              .nesterov(c.nesterov));
 
   // One captured micro-step per distinct micro-batch size (an uneven last one gets its own).
-  const ga::optim::MicroStepGraph::StepFn micro_step = [&](const ga::Tensor& xb,
-                                                           const ga::Tensor& yb) {
-    return loss_fn(model.forward(ga::autograd::Variable(xb.clone())),
-                   ga::autograd::Variable(yb.clone()));
+  const ga::optim::MicroStepGraph::StepFn micro_step = [&](const ga::autograd::Variable& xb,
+                                                           const ga::autograd::Variable& yb) {
+    return loss_fn(model.forward(xb), yb);
   };
   std::map<std::int64_t, std::unique_ptr<ga::optim::MicroStepGraph>> graphs;
   if (c.graph) {

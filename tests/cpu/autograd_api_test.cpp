@@ -145,6 +145,35 @@ TEST(AutogradApi, FusedAndUnfusedSequentialAgree) {
       1e-6);
 }
 
+// A fused linear + ReLU output h feeding a linear layer (whose dX masks by h > 0 itself) and, as
+// the target of the loss, an unmasked gradient: the ReLU's backward must still mask. The same
+// graph built from an unfused linear and a separate relu (no mask skipped anywhere) gives the
+// same gradients, bit for bit; and with the linear as the only consumer, too.
+TEST(AutogradApi, ReluMaskSkippedOnlyWhenEveryGradientIsMasked) {
+  GemmConfig det;
+  det.deterministic = true;
+  auto grads = [&](bool fused, bool second_consumer) {
+    Variable x(random_tensor({9, 5}, 1));
+    Variable w1(random_tensor({6, 5}, 2), true), b1(random_tensor({6}, 3), true);
+    Variable w2(random_tensor({6, 6}, 4), true), b2(random_tensor({6}, 5), true);
+    Variable h = fused ? autograd::linear(x, w1, b1, true, det)
+                       : autograd::relu(autograd::linear(x, w1, b1, false, det));
+    Variable out = autograd::linear(h, w2, b2, false, det);
+    Variable target = second_consumer ? h : Variable(random_tensor({9, 6}, 6));
+    autograd::l1_loss(out, target, Reduction::Sum).backward();
+    return snapshot({w1, b1, w2, b2}, true);
+  };
+  for (bool second : {true, false}) {
+    const auto fused = grads(true, second), plain = grads(false, second);
+    ASSERT_EQ(fused.size(), plain.size());
+    for (std::size_t i = 0; i < fused.size(); ++i) {
+      EXPECT_EQ(fused[i], plain[i]) << "parameter " << i << (second ? ", two consumers" : "");
+    }
+  }
+  // The second consumer does reach W1 (through the ReLU mask): the case tests something.
+  EXPECT_NE(grads(true, true)[0], grads(true, false)[0]);
+}
+
 TEST(AutogradApi, ParameterNames) {
   nn::Sequential named = make_mlp(4, 8, 2, 1);
   std::vector<std::string> names;

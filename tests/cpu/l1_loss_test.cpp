@@ -58,6 +58,16 @@ TEST(L1Loss, ForwardDoesNotDependOnTheMicroBatchSplit) {
   }
 }
 
+TEST(L1Loss, ForwardTailEqualsTheSeparateCalls) {
+  std::uint64_t seed = 900;
+  for (DType dt : {DType::f32, DType::f16}) {
+    for (const Shape& s : {Shape{1, 1}, Shape{64, 8}, Shape{300, 3}}) {
+      test::ew::check_l1_forward_tail(Device::CPU, s, dt, 1.0 / 3.0, true, seed += 5);
+      test::ew::check_l1_forward_tail(Device::CPU, s, dt, 1.0, false, seed += 5);
+    }
+  }
+}
+
 TEST(L1Loss, BackwardAllModes) {
   std::uint64_t seed = 500;
   for (DType dt : {DType::f32, DType::f16}) {

@@ -48,6 +48,23 @@ TEST(L1LossCuda, ForwardDoesNotDependOnTheMicroBatchSplit) {
   }
 }
 
+TEST(L1LossCuda, ForwardTailEqualsTheSeparateCallsAndTheCpu) {
+  GA_REQUIRE_CUDA();
+  std::uint64_t seed = 900;
+  for (DType dt : {DType::f32, DType::f16}) {
+    for (const Shape& s : {Shape{1, 1}, Shape{64, 8}, Shape{300, 3}}) {
+      for (bool dynamic : {true, false}) {
+        seed += 5;
+        const float gpu =
+            test::ew::check_l1_forward_tail(Device::CUDA, s, dt, 1.0 / 3.0, dynamic, seed);
+        const float cpu =
+            test::ew::check_l1_forward_tail(Device::CPU, s, dt, 1.0 / 3.0, dynamic, seed);
+        EXPECT_EQ(gpu, cpu) << test::ew::case_name(s, dt);
+      }
+    }
+  }
+}
+
 TEST(L1LossCuda, BackwardAllModesMatchCpu) {
   GA_REQUIRE_CUDA();
   std::uint64_t seed = 500;
