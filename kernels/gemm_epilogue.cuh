@@ -1,6 +1,6 @@
 // Device-side pieces shared by the GEMM kernels (gemm_f32.cu, gemm_f16.cu, gemm_cublas.cu): the
 // per-element epilogue and the row sums (bias gradient), exactly as kernels/gemm_problem.h
-// specifies them. Include from .cu files only.
+// specifies them, and the hand-written kernels' argument block. Include from .cu files only.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -112,6 +112,35 @@ inline RowSum make_row_sum(const GemmProblem& p) {
 
 inline bool aligned16(const void* ptr) {
   return (reinterpret_cast<std::uintptr_t>(ptr) & 15u) == 0;
+}
+
+// What a hand-written GEMM kernel is given: the operands and sizes, whether 16-byte loads are
+// possible along each operand's contiguous dimension (a tile row of `lanes` elements then never
+// straddles an alignment boundary), the epilogue and the row sums.
+template <typename TIn, typename TC>
+struct KernelArgs {
+  const TIn* a;
+  const TIn* b;
+  int M, N, K;
+  bool vec_a;
+  bool vec_b;
+  Epilogue<TIn, TC> ep;
+  RowSum rs;
+};
+
+template <typename TIn, typename TC>
+KernelArgs<TIn, TC> make_kernel_args(const GemmProblem& p, int lanes) {
+  KernelArgs<TIn, TC> args{};
+  args.a = static_cast<const TIn*>(p.a);
+  args.b = static_cast<const TIn*>(p.b);
+  args.M = static_cast<int>(p.M);
+  args.N = static_cast<int>(p.N);
+  args.K = static_cast<int>(p.K);
+  args.vec_a = aligned16(p.a) && (p.a_kmajor ? p.M : p.K) % lanes == 0;
+  args.vec_b = aligned16(p.b) && (p.b_kmajor ? p.N : p.K) % lanes == 0;
+  args.ep = make_epilogue<TIn, TC>(p);
+  args.rs = make_row_sum(p);
+  return args;
 }
 
 }  // namespace gradaccum::cuda::detail

@@ -38,15 +38,7 @@ constexpr int kStage = std::max(kBM * (kBK + kSkew), kBK*(kBM + kSkew));
 static_assert(kBM == kBN, "one stage size serves both operands");
 
 template <typename TC>
-struct F16Args {
-  const __half* a;
-  const __half* b;
-  int M, N, K;
-  bool vec_a;  // 16-byte chunks along A's contiguous dimension are possible
-  bool vec_b;
-  detail::Epilogue<__half, TC> ep;
-  detail::RowSum rs;
-};
+using F16Args = detail::KernelArgs<__half, TC>;
 
 // Shared index of element (r, k) of a stage: r-major [r][k] or k-major [k][r].
 template <bool KMAJOR>
@@ -195,17 +187,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_f16_kernel(F16Args<TC> p) {
 
 template <typename TC>
 F16Args<TC> make_args(const GemmProblem& p) {
-  F16Args<TC> args{};
-  args.a = static_cast<const __half*>(p.a);
-  args.b = static_cast<const __half*>(p.b);
-  args.M = static_cast<int>(p.M);
-  args.N = static_cast<int>(p.N);
-  args.K = static_cast<int>(p.K);
-  args.vec_a = detail::aligned16(p.a) && (p.a_kmajor ? p.M : p.K) % 8 == 0;
-  args.vec_b = detail::aligned16(p.b) && (p.b_kmajor ? p.N : p.K) % 8 == 0;
-  args.ep = detail::make_epilogue<__half, TC>(p);
-  args.rs = detail::make_row_sum(p);
-  return args;
+  return detail::make_kernel_args<__half, TC>(p, 8);  // 16-byte chunks: 8 halves
 }
 
 }  // namespace

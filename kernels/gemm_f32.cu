@@ -32,15 +32,25 @@ constexpr int kLd = kBM + kPad;
 static_assert(kBM == kBN, "the load mapping assumes square block tiles");
 static_assert(kBM * kBK == 4 * kThreads, "each thread loads 4 elements of each operand tile");
 
-struct F32Args {
-  const float* a;
-  const float* b;
-  int M, N, K;
-  bool vec_a;  // 16-byte loads along A's contiguous dimension are possible
-  bool vec_b;
-  detail::Epilogue<float, float> ep;
-  detail::RowSum rs;
-};
+using F32Args = detail::KernelArgs<float, float>;
+
+// Four consecutive elements src[0..3] of one line of an operand tile, at positions first ..
+// first + 3 of a dimension of size `limit`: one 16-byte load when allowed and all four are in
+// range, else one by one with zeros outside (line_ok false: the whole line is outside).
+__device__ __forceinline__ void load4(const float* src, bool vec, bool line_ok, int first,
+                                      int limit, float v[4]) {
+  if (vec && line_ok && first + 3 < limit) {
+    const float4 q = *reinterpret_cast<const float4*>(src);
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e)
+    v[e] = (line_ok && first + e < limit) ? src[e] : 0.0f;
+}
 
 // Loads this thread's 4 elements of the k tile starting at k0 of an operand X(r, k) (r = m for
 // A, n for B; R = M or N) into v, returning the smem position where they go: for a k-major
@@ -52,33 +62,11 @@ __device__ __forceinline__ void load_tile(const float* x, int R, int K, int r0, 
   if (KMAJOR) {
     const int k = k0 + tid / 32;
     const int r = r0 + (tid % 32) * 4;
-    const float* src = x + static_cast<std::size_t>(k) * R + r;
-    if (vec && k < K && r + 3 < R) {
-      const float4 q = *reinterpret_cast<const float4*>(src);
-      v[0] = q.x;
-      v[1] = q.y;
-      v[2] = q.z;
-      v[3] = q.w;
-    } else {
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        v[e] = (k < K && r + e < R) ? src[e] : 0.0f;
-    }
+    load4(x + static_cast<std::size_t>(k) * R + r, vec, k < K, r, R, v);
   } else {
     const int r = r0 + tid / 2;
     const int k = k0 + (tid % 2) * 4;
-    const float* src = x + static_cast<std::size_t>(r) * K + k;
-    if (vec && r < R && k + 3 < K) {
-      const float4 q = *reinterpret_cast<const float4*>(src);
-      v[0] = q.x;
-      v[1] = q.y;
-      v[2] = q.z;
-      v[3] = q.w;
-    } else {
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        v[e] = (r < R && k + e < K) ? src[e] : 0.0f;
-    }
+    load4(x + static_cast<std::size_t>(r) * K + k, vec, r < R, k, K, v);
   }
 }
 
@@ -205,16 +193,7 @@ void gemm_f32(const GemmProblem& p) {
   GA_CHECK(p.a_kmajor ? p.b_kmajor : true,
            "gemm_f32: a k-major A needs a k-major B (the dw product)");
   if (p.M == 0) return;
-  F32Args args{};
-  args.a = static_cast<const float*>(p.a);
-  args.b = static_cast<const float*>(p.b);
-  args.M = static_cast<int>(p.M);
-  args.N = static_cast<int>(p.N);
-  args.K = static_cast<int>(p.K);
-  args.vec_a = detail::aligned16(p.a) && (p.a_kmajor ? p.M : p.K) % 4 == 0;
-  args.vec_b = detail::aligned16(p.b) && (p.b_kmajor ? p.N : p.K) % 4 == 0;
-  args.ep = detail::make_epilogue<float, float>(p);
-  args.rs = detail::make_row_sum(p);
+  const F32Args args = detail::make_kernel_args<float, float>(p, 4);  // 16 bytes: 4 floats
 
   // Row tiles on x (the larger limit: rows can be many), column tiles on y; at least one column
   // of blocks even for N = 0, which still computes the row sums.

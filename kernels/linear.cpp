@@ -30,6 +30,14 @@ void check_model_dtype(const Tensor& t, DType dtype, const char* what, const cha
                                     << "), got " << t.str());
 }
 
+// An operand of the model dtype: `shape`, on `device`, of `dtype` (both as `ref`'s).
+void check_operand(const Tensor& t, const Shape& shape, Device device, DType dtype,
+                   const char* what, const char* ref) {
+  check_shape(t, shape, what);
+  check_same_device(t, device, what, ref);
+  check_model_dtype(t, dtype, what, ref);
+}
+
 const void* ptr_or_null(const Tensor* t) {
   return t == nullptr ? nullptr : t->raw_data();
 }
@@ -77,13 +85,9 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y
   GA_CHECK(w.size(1) == in, "linear_forward: w must be [out, in] with in = x.size(1) = "
                                 << in << ", got w " << w.str());
   if (b != nullptr) {
-    check_shape(*b, Shape{out}, "linear_forward b");
-    check_same_device(*b, device, "linear_forward b", "x");
-    check_model_dtype(*b, dtype, "linear_forward b", "x");
+    check_operand(*b, Shape{out}, device, dtype, "linear_forward b", "x");
   }
-  check_shape(y, Shape{rows, out}, "linear_forward y");
-  check_same_device(y, device, "linear_forward y", "x");
-  check_model_dtype(y, dtype, "linear_forward y", "x");
+  check_operand(y, Shape{rows, out}, device, dtype, "linear_forward y", "x");
   if (rows == 0 || out == 0) return;
 
   GemmProblem p;
@@ -111,13 +115,10 @@ void linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, Gradie
   check_model_dtype(w, dtype, "linear_backward_input w", "dy");
   GA_CHECK(w.size(0) == out, "linear_backward_input: w must be [out, in] with out = dy.size(1) = "
                                  << out << ", got w " << w.str());
-  check_shape(dx, Shape{rows, in}, "linear_backward_input dx");
-  check_same_device(dx, device, "linear_backward_input dx", "dy");
-  check_model_dtype(dx, dtype, "linear_backward_input dx", "dy");
+  check_operand(dx, Shape{rows, in}, device, dtype, "linear_backward_input dx", "dy");
   if (relu_out != nullptr) {
-    check_shape(*relu_out, Shape{rows, in}, "linear_backward_input relu_out");
-    check_same_device(*relu_out, device, "linear_backward_input relu_out", "dy");
-    check_model_dtype(*relu_out, dtype, "linear_backward_input relu_out", "dy");
+    check_operand(*relu_out, Shape{rows, in}, device, dtype, "linear_backward_input relu_out",
+                  "dy");
   }
   if (mode == GradientMode::Ignore || rows == 0 || in == 0) return;
 
