@@ -1,6 +1,7 @@
 #include "kernels/accumulate.h"
 
 #include <cstdint>
+#include <vector>
 
 #include "core/half.h"
 #include "kernels/elementwise_cpu.h"
@@ -119,9 +120,7 @@ void accumulate_cuda(Tensor& acc, const Tensor& g, const AccumulateOptions& o) {
 }
 #endif
 
-}  // namespace
-
-void accumulate(Tensor& acc, const Tensor& g, const AccumulateOptions& options) {
+void check_accumulate(const Tensor& acc, const Tensor& g, const AccumulateOptions& options) {
   constexpr const char* op = "accumulate";
   detail::check_defined(op, acc, "acc");
   detail::check_defined(op, g, "g");
@@ -157,6 +156,27 @@ void accumulate(Tensor& acc, const Tensor& g, const AccumulateOptions& options) 
                 << " (the device of acc), got a flag on "
                 << device_name(options.skip_if->device()));
   }
+}
+
+// The one-tensor options of a target of the several-tensor call.
+AccumulateOptions options_for(const AccumulateTarget& t, const AccumulateOptions& shared) {
+  AccumulateOptions o = shared;
+  o.compensation = t.compensation;
+  if (!t.apply_scale) o.scale = nullptr;
+  return o;
+}
+
+void check_flag_device(const char* op, const Tensor& t, const NonFiniteFlag& flag) {
+  detail::check_defined(op, t, "t");
+  GA_CHECK(flag.device() == t.device(), op << ": expected the flag on " << device_name(t.device())
+                                           << " (the device of t), got a flag on "
+                                           << device_name(flag.device()));
+}
+
+}  // namespace
+
+void accumulate(Tensor& acc, const Tensor& g, const AccumulateOptions& options) {
+  check_accumulate(acc, g, options);
   if (acc.device() == Device::CPU) {
     if (options.skip_if != nullptr && *options.skip_if->word() != 0u) return;
     accumulate_cpu(acc, g, options);
@@ -165,17 +185,14 @@ void accumulate(Tensor& acc, const Tensor& g, const AccumulateOptions& options) 
 #if GRADACCUM_WITH_CUDA
   accumulate_cuda(acc, g, options);
 #else
-  GA_FAIL(op << ": " << acc.str() << " is on the CUDA device, but gradaccum was built without "
-             << "CUDA");
+  GA_FAIL("accumulate: " << acc.str() << " is on the CUDA device, but gradaccum was built "
+                         << "without CUDA");
 #endif
 }
 
 void check_finite(const Tensor& t, NonFiniteFlag& flag) {
   constexpr const char* op = "check_finite";
-  detail::check_defined(op, t, "t");
-  GA_CHECK(flag.device() == t.device(), op << ": expected the flag on " << device_name(t.device())
-                                           << " (the device of t), got a flag on "
-                                           << device_name(flag.device()));
+  check_flag_device(op, t, flag);
   const std::int64_t n = t.numel();
   if (t.device() == Device::CPU) {
     bool bad = false;
@@ -208,6 +225,63 @@ void check_finite(const Tensor& t, NonFiniteFlag& flag) {
 #else
   GA_FAIL(op << ": " << t.str() << " is on the CUDA device, but gradaccum was built without CUDA");
 #endif
+}
+
+void accumulate(const std::vector<AccumulateTarget>& targets, const AccumulateOptions& options) {
+  constexpr const char* op = "accumulate (several tensors)";
+  GA_CHECK(options.compensation == nullptr,
+           op << ": each target carries its own compensation; options.compensation must be null");
+  bool one_launch = true;  // CUDA, every tensor f32
+  for (const AccumulateTarget& t : targets) {
+    GA_CHECK(t.acc != nullptr && t.g != nullptr, op << ": a target without acc or g");
+    check_accumulate(*t.acc, *t.g, options_for(t, options));
+    one_launch = one_launch && t.acc->device() == Device::CUDA && t.acc->dtype() == DType::f32 &&
+                 t.g->dtype() == DType::f32;
+  }
+  if (targets.empty()) return;
+#if GRADACCUM_WITH_CUDA
+  if (one_launch) {
+    std::vector<cuda::MultiEntry> entries;
+    for (const AccumulateTarget& t : targets) {
+      entries.push_back({t.acc->data<float>(),
+                         t.compensation != nullptr ? t.compensation->data<float>() : nullptr,
+                         t.g->data<float>(), t.acc->numel(), t.apply_scale});
+    }
+    cuda::AccumulateFlags f;
+    f.scale = options.scale != nullptr ? options.scale->data<float>() : nullptr;
+    f.nonfinite = options.nonfinite != nullptr ? options.nonfinite->word() : nullptr;
+    f.skip_if = options.skip_if != nullptr ? options.skip_if->word() : nullptr;
+    cuda::accumulate_multi_f32(entries.data(), static_cast<int>(entries.size()), f);
+    return;
+  }
+#endif
+  for (const AccumulateTarget& t : targets)
+    accumulate(*t.acc, *t.g, options_for(t, options));
+}
+
+void check_finite(const std::vector<const Tensor*>& tensors, NonFiniteFlag& flag) {
+  constexpr const char* op = "check_finite (several tensors)";
+  bool one_launch = true;
+  for (const Tensor* t : tensors) {
+    GA_CHECK(t != nullptr, op << ": a null tensor");
+    check_flag_device(op, *t, flag);
+    one_launch = one_launch && t->device() == Device::CUDA && t->dtype() == DType::f32;
+  }
+  if (tensors.empty()) return;
+#if GRADACCUM_WITH_CUDA
+  if (one_launch) {
+    std::vector<const float*> data;
+    std::vector<std::int64_t> n;
+    for (const Tensor* t : tensors) {
+      data.push_back(t->data<float>());
+      n.push_back(t->numel());
+    }
+    cuda::check_finite_multi_f32(data.data(), n.data(), static_cast<int>(data.size()), flag.word());
+    return;
+  }
+#endif
+  for (const Tensor* t : tensors)
+    check_finite(*t, flag);
 }
 
 }  // namespace gradaccum

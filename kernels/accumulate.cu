@@ -1,5 +1,6 @@
 // Accumulation on the device: vectorised (16-byte accesses, packs of 8 elements) grid-stride
-// kernels. The arithmetic is the CPU's (kernels/accumulate.cpp), operation for operation.
+// kernels, one tensor per launch or (f32) up to kMultiTensors. The arithmetic is the CPU's
+// (kernels/accumulate.cpp), operation for operation.
 #include "core/launch.cuh"
 #include "kernels/accumulate.cuh"
 #include "kernels/elementwise.cuh"
@@ -49,19 +50,13 @@ __device__ __forceinline__ void kahan_add(float& acc, float& comp, float g, bool
   bad |= !ew::finite_f32(t);
 }
 
+// The loops of one tensor, for the elements this thread owns: packs first..packs-1 step stride,
+// then the tail. Shared by the one-tensor kernels and the several-tensor ones.
 template <typename A, typename G>
-__global__ void accumulate_kernel(A* acc, const G* g, std::int64_t n, const float* scale,
-                                  std::uint32_t* nonfinite, const std::uint32_t* skip_if,
-                                  bool vec) {
-  if (ew::skipped(skip_if)) return;
-  // Read once: the scale pointer could alias acc, so a per-element read would be reloaded
-  // after every store.
-  const bool scaled = scale != nullptr;
-  const float s = scaled ? *scale : 1.0f;
-  const std::int64_t first = ew::global_thread();
-  const std::int64_t stride = ew::grid_threads();
+__device__ __forceinline__ void accumulate_range(A* acc, const G* g, std::int64_t n, bool vec,
+                                                 std::int64_t first, std::int64_t stride,
+                                                 bool scaled, float s, bool& bad) {
   const std::int64_t packs = vec ? n / kPack : 0;
-  bool bad = false;
   for (std::int64_t p = first; p < packs; p += stride) {
     Pack<A> a = ew::load_pack(static_cast<const A*>(acc), p);
     const Pack<G> b = ew::load_pack(g, p);
@@ -73,22 +68,13 @@ __global__ void accumulate_kernel(A* acc, const G* g, std::int64_t n, const floa
   for (std::int64_t i = packs * kPack + first; i < n; i += stride) {
     acc[i] = add_scaled(acc[i], g[i], scaled, s, bad);
   }
-  if (bad) ew::raise_flag(nonfinite);
 }
 
 template <typename G>
-__global__ void accumulate_kahan_kernel(float* acc, float* comp, const G* g, std::int64_t n,
-                                        const float* scale, std::uint32_t* nonfinite,
-                                        const std::uint32_t* skip_if, bool vec) {
-  if (ew::skipped(skip_if)) return;
-  // Read once: the scale pointer could alias acc, so a per-element read would be reloaded
-  // after every store.
-  const bool scaled = scale != nullptr;
-  const float s = scaled ? *scale : 1.0f;
-  const std::int64_t first = ew::global_thread();
-  const std::int64_t stride = ew::grid_threads();
+__device__ __forceinline__ void kahan_range(float* acc, float* comp, const G* g, std::int64_t n,
+                                            bool vec, std::int64_t first, std::int64_t stride,
+                                            bool scaled, float s, bool& bad) {
   const std::int64_t packs = vec ? n / kPack : 0;
-  bool bad = false;
   for (std::int64_t p = first; p < packs; p += stride) {
     Pack<float> a = ew::load_pack(static_cast<const float*>(acc), p);
     Pack<float> c = ew::load_pack(static_cast<const float*>(comp), p);
@@ -106,15 +92,12 @@ __global__ void accumulate_kahan_kernel(float* acc, float* comp, const G* g, std
     acc[i] = a;
     comp[i] = c;
   }
-  if (bad) ew::raise_flag(nonfinite);
 }
 
 template <typename T>
-__global__ void check_finite_kernel(const T* t, std::int64_t n, std::uint32_t* flag, bool vec) {
-  const std::int64_t first = ew::global_thread();
-  const std::int64_t stride = ew::grid_threads();
+__device__ __forceinline__ void check_range(const T* t, std::int64_t n, bool vec,
+                                            std::int64_t first, std::int64_t stride, bool& bad) {
   const std::int64_t packs = vec ? n / kPack : 0;
-  bool bad = false;
   for (std::int64_t p = first; p < packs; p += stride) {
     const Pack<T> v = ew::load_pack(t, p);
 #pragma unroll
@@ -124,7 +107,105 @@ __global__ void check_finite_kernel(const T* t, std::int64_t n, std::uint32_t* f
   for (std::int64_t i = packs * kPack + first; i < n; i += stride) {
     bad |= !ew::finite_f32(to_f32(t[i]));
   }
+}
+
+template <typename A, typename G>
+__global__ void accumulate_kernel(A* acc, const G* g, std::int64_t n, const float* scale,
+                                  std::uint32_t* nonfinite, const std::uint32_t* skip_if,
+                                  bool vec) {
+  if (ew::skipped(skip_if)) return;
+  // Read once: the scale pointer could alias acc, so a per-element read would be reloaded
+  // after every store.
+  const bool scaled = scale != nullptr;
+  const float s = scaled ? *scale : 1.0f;
+  bool bad = false;
+  accumulate_range(acc, g, n, vec, ew::global_thread(), ew::grid_threads(), scaled, s, bad);
+  if (bad) ew::raise_flag(nonfinite);
+}
+
+template <typename G>
+__global__ void accumulate_kahan_kernel(float* acc, float* comp, const G* g, std::int64_t n,
+                                        const float* scale, std::uint32_t* nonfinite,
+                                        const std::uint32_t* skip_if, bool vec) {
+  if (ew::skipped(skip_if)) return;
+  const bool scaled = scale != nullptr;  // read once, as above
+  const float s = scaled ? *scale : 1.0f;
+  bool bad = false;
+  kahan_range(acc, comp, g, n, vec, ew::global_thread(), ew::grid_threads(), scaled, s, bad);
+  if (bad) ew::raise_flag(nonfinite);
+}
+
+template <typename T>
+__global__ void check_finite_kernel(const T* t, std::int64_t n, std::uint32_t* flag, bool vec) {
+  bool bad = false;
+  check_range(t, n, vec, ew::global_thread(), ew::grid_threads(), bad);
   if (bad) ew::raise_flag(flag);
+}
+
+// ---- several f32 tensors in one launch: blocks [begin[i], begin[i + 1]) serve tensor i ----
+
+struct Segments {
+  int count;
+  int begin[kMultiTensors + 1];
+  std::int64_t n[kMultiTensors];
+  bool vec[kMultiTensors];
+};
+
+// This block's tensor, and this thread's first pack and the stride within it.
+__device__ __forceinline__ int segment_of(const Segments& sg, std::int64_t& first,
+                                          std::int64_t& stride) {
+  const int block = static_cast<int>(blockIdx.x);
+  int i = 0;
+  while (block >= sg.begin[i + 1])
+    ++i;
+  first = static_cast<std::int64_t>(block - sg.begin[i]) * blockDim.x + threadIdx.x;
+  stride = static_cast<std::int64_t>(sg.begin[i + 1] - sg.begin[i]) * blockDim.x;
+  return i;
+}
+
+struct MultiAccumulateArgs {
+  Segments sg;
+  float* acc[kMultiTensors];
+  float* comp[kMultiTensors];  // all null, or all set (Kahan)
+  const float* g[kMultiTensors];
+  bool scaled[kMultiTensors];  // the scale applies to tensor i
+};
+
+__global__ void accumulate_multi_kernel(MultiAccumulateArgs a, const float* scale,
+                                        std::uint32_t* nonfinite, const std::uint32_t* skip_if) {
+  if (ew::skipped(skip_if)) return;
+  std::int64_t first = 0, stride = 0;
+  const int i = segment_of(a.sg, first, stride);
+  const bool scaled = scale != nullptr && a.scaled[i];  // read once, as above
+  const float s = scaled ? *scale : 1.0f;
+  bool bad = false;
+  if (a.comp[i] != nullptr) {
+    kahan_range(a.acc[i], a.comp[i], a.g[i], a.sg.n[i], a.sg.vec[i], first, stride, scaled, s, bad);
+  } else {
+    accumulate_range(a.acc[i], a.g[i], a.sg.n[i], a.sg.vec[i], first, stride, scaled, s, bad);
+  }
+  if (bad) ew::raise_flag(nonfinite);
+}
+
+struct MultiCheckArgs {
+  Segments sg;
+  const float* t[kMultiTensors];
+};
+
+__global__ void check_finite_multi_kernel(MultiCheckArgs a, std::uint32_t* flag) {
+  std::int64_t first = 0, stride = 0;
+  const int i = segment_of(a.sg, first, stride);
+  bool bad = false;
+  check_range(a.t[i], a.sg.n[i], a.sg.vec[i], first, stride, bad);
+  if (bad) ew::raise_flag(flag);
+}
+
+// Appends tensor i of n elements to the segments (its blocks: what the one-tensor launch uses).
+void add_segment(Segments& sg, std::int64_t n, bool vec) {
+  const int i = sg.count++;
+  sg.n[i] = n;
+  sg.vec[i] = vec;
+  sg.begin[i + 1] = sg.begin[i] + static_cast<int>(ew::grid_for_elements(n).x);
 }
 
 template <typename A, typename G>
@@ -151,6 +232,41 @@ void launch_check_finite(const T* t, std::int64_t n, std::uint32_t* flag) {
 }
 
 }  // namespace
+
+void accumulate_multi_f32(const MultiEntry* entries, int count, const AccumulateFlags& f) {
+  for (int base = 0; base < count; base += kMultiTensors) {
+    MultiAccumulateArgs a{};
+    for (int j = base; j < count && j < base + kMultiTensors; ++j) {
+      const MultiEntry& e = entries[j];
+      if (e.n == 0) continue;
+      const int i = a.sg.count;
+      a.acc[i] = e.acc;
+      a.comp[i] = e.comp;
+      a.g[i] = e.g;
+      a.scaled[i] = e.scaled;
+      add_segment(a.sg, e.n, ew::aligned16(e.acc) && ew::aligned16(e.comp) && ew::aligned16(e.g));
+    }
+    if (a.sg.count == 0) continue;
+    GA_LAUNCH(accumulate_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
+              dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a, f.scale, f.nonfinite,
+              f.skip_if);
+  }
+}
+
+void check_finite_multi_f32(const float* const* tensors, const std::int64_t* n, int count,
+                            std::uint32_t* flag) {
+  for (int base = 0; base < count; base += kMultiTensors) {
+    MultiCheckArgs a{};
+    for (int j = base; j < count && j < base + kMultiTensors; ++j) {
+      if (n[j] == 0) continue;
+      a.t[a.sg.count] = tensors[j];
+      add_segment(a.sg, n[j], ew::aligned16(tensors[j]));
+    }
+    if (a.sg.count == 0) continue;
+    GA_LAUNCH(check_finite_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
+              dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a, flag);
+  }
+}
 
 void accumulate_f32_f32(float* acc, const float* g, std::int64_t n, const AccumulateFlags& f) {
   launch_accumulate(acc, g, n, f);

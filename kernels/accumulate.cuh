@@ -24,6 +24,20 @@ void accumulate_kahan_f32(float* acc, float* comp, const float* g, std::int64_t 
 void accumulate_kahan_f16(float* acc, float* comp, const std::uint16_t* g, std::int64_t n,
                           const AccumulateFlags& f);
 
+// Several f32 tensors, one launch per kMultiTensors of them; each element exactly as the
+// one-tensor kernels compute it. comp: all null, or all set (Kahan).
+constexpr int kMultiTensors = 8;
+struct MultiEntry {
+  float* acc;
+  float* comp;
+  const float* g;
+  std::int64_t n;
+  bool scaled;  // f.scale applies to this entry
+};
+void accumulate_multi_f32(const MultiEntry* entries, int count, const AccumulateFlags& f);
+void check_finite_multi_f32(const float* const* tensors, const std::int64_t* n, int count,
+                            std::uint32_t* flag);
+
 void check_finite_f32(const float* t, std::int64_t n, std::uint32_t* flag);
 void check_finite_f16(const std::uint16_t* t, std::int64_t n, std::uint32_t* flag);
 

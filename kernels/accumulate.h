@@ -18,6 +18,8 @@
 // An f16 acc takes only an f16 g; Kahan needs an f32 acc. acc may be g (acc += acc).
 #pragma once
 
+#include <vector>
+
 #include "core/tensor.h"
 #include "kernels/nonfinite_flag.h"
 
@@ -42,5 +44,20 @@ void accumulate(Tensor& acc, const Tensor& g, const AccumulateOptions& options =
 // Raises `flag` if any element of t (f32 or f16) is non-finite (for gradients a GEMM wrote).
 // t and flag on one device.
 void check_finite(const Tensor& t, NonFiniteFlag& flag);
+
+// ---- several tensors at once: a window's parameters in one launch (one graph node) ----
+// Each element exactly as the one-tensor calls compute it; the same checks, every target
+// validated before anything runs. On CUDA with every tensor f32, one launch per eight tensors;
+// otherwise (the CPU, f16) one call per tensor.
+struct AccumulateTarget {
+  Tensor* acc = nullptr;
+  const Tensor* g = nullptr;
+  Tensor* compensation = nullptr;  // Kahan, for this target
+  bool apply_scale = true;         // options.scale multiplies this target's g
+};
+// options.compensation must be null (each target has its own); scale, nonfinite and skip_if
+// serve every target.
+void accumulate(const std::vector<AccumulateTarget>& targets, const AccumulateOptions& options);
+void check_finite(const std::vector<const Tensor*>& tensors, NonFiniteFlag& flag);
 
 }  // namespace gradaccum

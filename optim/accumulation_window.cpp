@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 #include <sstream>
+#include <vector>
 
 #include "kernels/accumulate.h"
 #include "kernels/l1_loss.h"
@@ -200,24 +201,26 @@ void AccumulationWindow::backward(const Variable& loss) {
     // gates the additions and the counts on the device.
     o.target = autograd::LeafGradTarget::Scratch;
     loss.backward(o);
+    // One check and one addition for all of them (two graph nodes, not two per parameter).
     micro_batch_flag_.clear();
-    for (Variable& p : params_) {
-      if (p.scratch_written()) check_finite(p.scratch_grad(), micro_batch_flag_);
-    }
-    // A non-finite loss with finite gradients (an infinite target: L1's gradient is only its
-    // sign) is garbage too: dropped like an overflow.
-    check_finite(loss.loss_sum(), micro_batch_flag_);
+    std::vector<const Tensor*> written;
+    std::vector<AccumulateTarget> targets;
     for (Variable& p : params_) {
       if (!p.scratch_written()) continue;
-      AccumulateOptions a;
-      a.compensation = kahan ? &p.grad_compensation() : nullptr;
-      a.scale = &inv_loss_scale_;
-      a.skip_if = &micro_batch_flag_;
-      accumulate(p.grad(), p.scratch_grad(), a);
+      written.push_back(&p.scratch_grad());
+      targets.push_back({&p.grad(), &p.scratch_grad(), kahan ? &p.grad_compensation() : nullptr});
     }
+    // A non-finite loss with finite gradients (an infinite target: L1's gradient is only its
+    // sign) is garbage too: dropped like an overflow. The loss is not loss-scaled.
+    written.push_back(&loss.loss_sum());
+    check_finite(written, micro_batch_flag_);
+    AccumulateTarget loss_target{&loss_sum_, &loss.loss_sum()};
+    loss_target.apply_scale = false;
+    targets.push_back(loss_target);
     AccumulateOptions a;
+    a.scale = &inv_loss_scale_;
     a.skip_if = &micro_batch_flag_;
-    accumulate(loss_sum_, loss.loss_sum(), a);
+    accumulate(targets, a);
     window_count_micro_batch(counts_, &micro_batch_flag_, samples, elements, loss_scale_,
                              inv_loss_scale_, rule());
   }
@@ -241,11 +244,13 @@ AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
   skip_flag_.clear();
   const bool skip_step = options_.overflow() == OverflowPolicy::SkipStep;
   if (skip_step) {
-    for (Variable& p : params_)
-      check_finite(p.grad(), skip_flag_);
     // The window's loss too: an infinite target gives finite (sign) gradients and an infinite
     // loss, and must not be applied either. Same flag, so still one read per step.
-    check_finite(loss_sum_, skip_flag_);
+    std::vector<const Tensor*> checked;
+    for (Variable& p : params_)
+      checked.push_back(&p.grad());
+    checked.push_back(&loss_sum_);
+    check_finite(checked, skip_flag_);
   }
   WindowDivisor divisor = WindowDivisor::One;
   if (options_.normalization() == Normalization::MicroBatch) {

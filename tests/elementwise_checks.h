@@ -390,6 +390,122 @@ inline void check_l1_errors(Device dev) {
   EXPECT_EQ(before, 0.0f) << "a rejected call wrote the loss";
 }
 
+// ---- several tensors at once ----
+
+// accumulate(targets) equals, bit for bit, one accumulate() per target: eleven targets (two
+// launches of at most eight on CUDA), sizes from 0 to beyond one block's share, Kahan on some,
+// one target without the scale, a misaligned view; then the whole call skipped by a raised flag;
+// then an overflow raising nonfinite. With f16, the per-tensor fallback.
+inline void check_accumulate_many(Device dev, DType g_dtype, std::uint64_t seed) {
+  SCOPED_TRACE(std::string("accumulate(targets) g ") + dtype_name(g_dtype));
+  const std::vector<std::int64_t> sizes = {1, 0, 7, 4096, 33, 100003, 8, 9, 1, 2500, 64};
+  struct Set {
+    std::vector<Tensor> acc, comp, g;
+  };
+  auto make = [&] {
+    Set st;
+    std::uint64_t k = seed;
+    for (std::int64_t n : sizes) {
+      st.acc.push_back(random_tensor({n}, ++k, DType::f32, dev));
+      st.comp.push_back(random_tensor({n}, ++k, DType::f32, dev, -1e-7f, 1e-7f));
+      st.g.push_back(random_tensor({n}, ++k, g_dtype, dev, -4.0f, 4.0f));
+    }
+    return st;
+  };
+  Set many = make(), one = make();
+  const Tensor scale = scalar(0.375f, dev);
+  NonFiniteFlag flag_many(dev), flag_one(dev);
+  auto targets_of = [&](Set& st) {
+    std::vector<AccumulateTarget> t;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      AccumulateTarget at{&st.acc[i], &st.g[i], i % 3 == 1 ? &st.comp[i] : nullptr};
+      at.apply_scale = i != 4;
+      t.push_back(at);
+    }
+    return t;
+  };
+  AccumulateOptions o;
+  o.scale = &scale;
+  o.nonfinite = &flag_many;
+  accumulate(targets_of(many), o);
+  for (const AccumulateTarget& t : targets_of(one)) {
+    AccumulateOptions single = o;
+    single.nonfinite = &flag_one;
+    single.compensation = t.compensation;
+    if (!t.apply_scale) single.scale = nullptr;
+    accumulate(*t.acc, *t.g, single);
+  }
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    expect_same_bits(many.acc[i], one.acc[i], "acc " + std::to_string(i));
+    expect_same_bits(many.comp[i], one.comp[i], "comp " + std::to_string(i));
+  }
+  EXPECT_FALSE(flag_many.raised());
+  EXPECT_FALSE(flag_one.raised());
+
+  // Skipped as a whole: nothing changes.
+  NonFiniteFlag skip(dev);
+  check_finite(scalar(std::numeric_limits<float>::infinity(), dev), skip);
+  ASSERT_TRUE(skip.raised());
+  std::vector<Tensor> before;
+  for (const Tensor& t : many.acc)
+    before.push_back(t.clone());
+  AccumulateOptions skipped = o;
+  skipped.skip_if = &skip;
+  accumulate(targets_of(many), skipped);
+  for (std::size_t i = 0; i < sizes.size(); ++i)
+    expect_same_bits(many.acc[i], before[i], "skipped acc " + std::to_string(i));
+
+  // An overflow in the last target only raises the flag.
+  Tensor big = scalar(3e38f, dev);
+  const Tensor more = Tensor::full({1}, 6e4f, g_dtype, dev);
+  std::vector<AccumulateTarget> t = targets_of(many);
+  t.push_back({&big, &more});
+  AccumulateOptions unscaled;
+  unscaled.nonfinite = &flag_many;
+  const Tensor huge = scalar(1e36f, dev);
+  unscaled.scale = &huge;
+  accumulate(t, unscaled);
+  EXPECT_TRUE(flag_many.raised());
+}
+
+// check_finite(tensors) raises the flag exactly when one-tensor calls would.
+inline void check_finite_many(Device dev, std::uint64_t seed) {
+  const std::vector<std::int64_t> sizes = {5, 0, 4096, 100003, 3, 9, 17, 1, 2, 64};
+  for (std::size_t bad = 0; bad <= sizes.size(); ++bad) {
+    SCOPED_TRACE("non-finite value in tensor " + std::to_string(bad));
+    std::vector<Tensor> ts;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      std::vector<float> v = random_values(sizes[i], seed + i);
+      if (i == bad && !v.empty()) v[v.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+      ts.push_back(Tensor::from_vector(v, {sizes[i]}, DType::f32, dev));
+    }
+    std::vector<const Tensor*> ptrs;
+    for (const Tensor& t : ts)
+      ptrs.push_back(&t);
+    NonFiniteFlag flag(dev);
+    check_finite(ptrs, flag);
+    EXPECT_EQ(flag.raised(), bad < sizes.size() && sizes[bad] > 0);
+  }
+}
+
+inline void check_many_errors(Device dev) {
+  Tensor acc = random_tensor({4}, 1, DType::f32, dev);
+  const Tensor g = random_tensor({4}, 2, DType::f32, dev);
+  const Tensor g_wrong = random_tensor({5}, 3, DType::f32, dev);
+  Tensor comp = Tensor::zeros({4}, DType::f32, dev);
+  AccumulateOptions with_comp;
+  with_comp.compensation = &comp;
+  GA_EXPECT_ERROR(accumulate({{&acc, &g}}, with_comp), "own compensation");
+  GA_EXPECT_ERROR(accumulate({{&acc, nullptr}}, AccumulateOptions{}), "without acc or g");
+  // A bad second target: the first is not touched.
+  const Tensor before = acc.clone();
+  Tensor acc2 = random_tensor({4}, 4, DType::f32, dev);
+  GA_EXPECT_ERROR(accumulate({{&acc, &g}, {&acc2, &g_wrong}}, AccumulateOptions{}), "shape");
+  expect_same_bits(acc, before, "acc after a rejected call");
+  NonFiniteFlag flag(dev);
+  GA_EXPECT_ERROR(check_finite(std::vector<const Tensor*>{&g, nullptr}, flag), "null");
+}
+
 // ---- accumulation -------------------------------------------------------------------------
 
 struct AccCase {

@@ -58,6 +58,13 @@ TEST(Accumulate, CheckFinite) {
   test::ew::check_check_finite(Device::CPU);
 }
 
+TEST(Accumulate, SeveralTensorsAtOnceEqualOneAtATime) {
+  test::ew::check_accumulate_many(Device::CPU, DType::f32, 500);
+  test::ew::check_accumulate_many(Device::CPU, DType::f16, 600);
+  test::ew::check_finite_many(Device::CPU, 700);
+  test::ew::check_many_errors(Device::CPU);
+}
+
 TEST(Accumulate, BadArgumentsAreErrors) {
   test::ew::check_accumulate_errors(Device::CPU);
 }

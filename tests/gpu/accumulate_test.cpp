@@ -49,6 +49,14 @@ TEST(AccumulateCuda, CheckFinite) {
   test::ew::check_check_finite(Device::CUDA);
 }
 
+TEST(AccumulateCuda, SeveralTensorsAtOnceEqualOneAtATime) {
+  GA_REQUIRE_CUDA();
+  test::ew::check_accumulate_many(Device::CUDA, DType::f32, 500);
+  test::ew::check_accumulate_many(Device::CUDA, DType::f16, 600);
+  test::ew::check_finite_many(Device::CUDA, 700);
+  test::ew::check_many_errors(Device::CUDA);
+}
+
 TEST(AccumulateCuda, BadArgumentsAreErrors) {
   GA_REQUIRE_CUDA();
   test::ew::check_accumulate_errors(Device::CUDA);

@@ -211,6 +211,10 @@ TEST(MicroStepGraph, KahanAndDropMicroBatchThroughTheGraph) {
     expect_captured(graph);
     EXPECT_TRUE(same_bytes(graph.params, direct.params)) << optim::overflow_policy_name(policy);
     expect_same_reports(graph, direct, true);
+    // Drop-micro-batch adds the flag's reset, one check of every scratch gradient and the loss,
+    // one addition of them all, and the count: 11 (docs/optimisations.md).
+    EXPECT_EQ(graph.kernels.at(5), policy == optim::OverflowPolicy::SkipStep ? 8u : 11u)
+        << optim::overflow_policy_name(policy);
   }
 }
 
