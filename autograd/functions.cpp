@@ -204,10 +204,10 @@ Variable l1_loss(const Variable& pred, const Variable& target, Reduction reducti
   // The sum (which the window continues) and the reduced value, from one launch.
   Tensor sum = Tensor::empty({1}, DType::f32, pred.device());
   Tensor value = Tensor::empty({1}, DType::f32, pred.device());
-  L1ForwardTail tail;
-  tail.reduced = &value;
-  tail.reduced_factor = reduction == Reduction::Mean ? 1.0 / static_cast<double>(elements) : 1.0;
-  l1_loss_forward(pred.value(), target.value(), sum, GradientMode::Overwrite, tail);
+  L1ForwardExtras extras;
+  extras.reduced = &value;
+  extras.reduced_factor = reduction == Reduction::Mean ? 1.0 / static_cast<double>(elements) : 1.0;
+  l1_loss_forward(pred.value(), target.value(), sum, GradientMode::Overwrite, extras);
 
   std::shared_ptr<Tape> tape = tape_for("l1_loss", {&pred, &target});
   Variable out = make_result(std::move(value), tape);

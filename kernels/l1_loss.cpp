@@ -35,15 +35,24 @@ inline float value_of(std::uint16_t h) {
 
 // The exact algorithm the CUDA kernel implements too: per row an f32 chain over the columns
 // (left to right), then an f32 chain over the rows, starting from the stored accumulator.
+// With comp, the chain over the rows is Kahan-compensated (comp read and written).
 template <typename T>
-float l1_sum_cpu(const T* pred, const T* target, std::int64_t rows, std::int64_t cols, float acc) {
+float l1_sum_cpu(const T* pred, const T* target, std::int64_t rows, std::int64_t cols, float acc,
+                 float* comp) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const T* p = pred + r * cols;
     const T* t = target + r * cols;
     float s = 0.0f;
     for (std::int64_t c = 0; c < cols; ++c)
       s = s + std::fabs(value_of(p[c]) - value_of(t[c]));
-    acc = acc + s;
+    if (comp != nullptr) {
+      const float y = s + *comp;
+      const float sum = acc + y;
+      *comp = y - (sum - acc);
+      acc = sum;
+    } else {
+      acc = acc + s;
+    }
   }
   return acc;
 }
@@ -94,13 +103,20 @@ void check_inputs(const char* op, const Tensor& pred, const Tensor& target) {
 }  // namespace
 
 void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum, GradientMode mode,
-                     const L1ForwardTail& tail) {
+                     const L1ForwardExtras& extras) {
   if (mode == GradientMode::Ignore) return;
   constexpr const char* op = "l1_loss_forward";
   check_inputs(op, pred, target);
   detail::check_scalar_f32(op, loss_sum, "loss_sum", pred, "pred");
-  if (tail.reduced != nullptr) detail::check_scalar_f32(op, *tail.reduced, "reduced", pred, "pred");
-  if (tail.count != nullptr) check_window_count(*tail.count, pred.device(), op);
+  if (extras.compensation != nullptr) {
+    detail::check_scalar_f32(op, *extras.compensation, "compensation", pred, "pred");
+    GA_CHECK(extras.compensation->raw_data() != loss_sum.raw_data(),
+             op << ": the compensation may not be loss_sum itself");
+  }
+  if (extras.reduced != nullptr) {
+    detail::check_scalar_f32(op, *extras.reduced, "reduced", pred, "pred");
+  }
+  if (extras.count != nullptr) check_window_count(*extras.count, pred.device(), op);
   const bool accumulate = mode == GradientMode::Accumulate;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
@@ -108,29 +124,32 @@ void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum,
   if (pred.device() == Device::CPU) {
     float* loss = loss_sum.data<float>();
     const float start = accumulate ? *loss : 0.0f;
+    float* comp = extras.compensation != nullptr ? extras.compensation->data<float>() : nullptr;
+    if (comp != nullptr && !accumulate) *comp = 0.0f;
     if (pred.dtype() == DType::f32) {
-      *loss = l1_sum_cpu(pred.data<float>(), target.data<float>(), rows, cols, start);
+      *loss = l1_sum_cpu(pred.data<float>(), target.data<float>(), rows, cols, start, comp);
     } else {
-      *loss =
-          l1_sum_cpu(pred.data<std::uint16_t>(), target.data<std::uint16_t>(), rows, cols, start);
+      *loss = l1_sum_cpu(pred.data<std::uint16_t>(), target.data<std::uint16_t>(), rows, cols,
+                         start, comp);
     }
-    if (tail.reduced != nullptr) {
-      *tail.reduced->data<float>() = *loss;
-      scale_scalar(*tail.reduced, tail.reduced_factor);
+    if (extras.reduced != nullptr) {
+      *extras.reduced->data<float>() = *loss;
+      scale_scalar(*extras.reduced, extras.reduced_factor);
     }
-    if (const WindowCountArgs* c = tail.count) {
+    if (const WindowCountArgs* c = extras.count) {
       window_count_micro_batch(*c->counts, nullptr, c->samples, c->elements, *c->loss_scale,
                                *c->inv_loss_scale, c->rule);
     }
     return;
   }
 #if GRADACCUM_WITH_CUDA
-  cuda::L1Tail t;
-  if (tail.reduced != nullptr) {
-    t.reduced = tail.reduced->data<float>();
-    t.reduced_factor = tail.reduced_factor;
+  cuda::L1Extras t;
+  if (extras.compensation != nullptr) t.compensation = extras.compensation->data<float>();
+  if (extras.reduced != nullptr) {
+    t.reduced = extras.reduced->data<float>();
+    t.reduced_factor = extras.reduced_factor;
   }
-  if (const WindowCountArgs* c = tail.count) {
+  if (const WindowCountArgs* c = extras.count) {
     t.counts = static_cast<WindowCounts*>(c->counts->data());
     t.samples = c->samples;
     t.elements = c->elements;

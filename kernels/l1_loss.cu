@@ -1,8 +1,8 @@
 // L1 loss on the device. The forward is one block: its threads compute row sums (each a fixed
 // left-to-right f32 chain over the columns) a block of rows at a time, and thread 0 adds them
 // to the accumulator in row order; the result is bit-identical to the CPU's. The backward is a
-// vectorised grid-stride elementwise kernel. The forward's tail (the reduced value, a window
-// count) is done by its chaining thread, in the same launch.
+// vectorised grid-stride elementwise kernel. The forward's extras (a compensated chain, the
+// reduced value, a window count) are done by its chaining thread, in the same launch.
 #include "core/launch.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/l1_loss.cuh"
@@ -26,10 +26,15 @@ __device__ __forceinline__ float to_f32(__half x) {
 
 template <typename T>
 __global__ void l1_forward_kernel(const T* pred, const T* target, float* loss, std::int64_t rows,
-                                  std::int64_t cols, bool accumulate, L1Tail tail) {
+                                  std::int64_t cols, bool accumulate, L1Extras ex) {
   __shared__ float row_sums[kForwardThreads];
-  float acc = 0.0f;  // the chain, kept by thread 0
-  if (threadIdx.x == 0 && accumulate) acc = *loss;
+  float acc = 0.0f;   // the chain, kept by thread 0
+  float comp = 0.0f;  // its Kahan compensation (extras.compensation)
+  const bool kahan = ex.compensation != nullptr;
+  if (threadIdx.x == 0 && accumulate) {
+    acc = *loss;
+    if (kahan) comp = *ex.compensation;
+  }
   for (std::int64_t base = 0; base < rows; base += blockDim.x) {
     const std::int64_t r = base + threadIdx.x;
     if (r < rows) {
@@ -44,20 +49,29 @@ __global__ void l1_forward_kernel(const T* pred, const T* target, float* loss, s
     if (threadIdx.x == 0) {
       const std::int64_t left = rows - base;
       const int count = left < blockDim.x ? static_cast<int>(left) : static_cast<int>(blockDim.x);
-      for (int j = 0; j < count; ++j)
-        acc = acc + row_sums[j];
+      for (int j = 0; j < count; ++j) {
+        if (kahan) {
+          const float y = row_sums[j] + comp;
+          const float t = acc + y;
+          comp = y - (t - acc);
+          acc = t;
+        } else {
+          acc = acc + row_sums[j];
+        }
+      }
     }
     __syncthreads();
   }
   if (threadIdx.x != 0) return;
   *loss = acc;
-  if (tail.reduced != nullptr) {
-    *tail.reduced = acc;
-    window_rules::scale(tail.reduced, tail.reduced_factor);
+  if (kahan) *ex.compensation = comp;
+  if (ex.reduced != nullptr) {
+    *ex.reduced = acc;
+    window_rules::scale(ex.reduced, ex.reduced_factor);
   }
-  if (tail.counts != nullptr) {
-    window_rules::count_micro_batch(tail.counts, nullptr, tail.samples, tail.elements,
-                                    tail.loss_scale, tail.inv_loss_scale, tail.rule);
+  if (ex.counts != nullptr) {
+    window_rules::count_micro_batch(ex.counts, nullptr, ex.samples, ex.elements, ex.loss_scale,
+                                    ex.inv_loss_scale, ex.rule);
   }
 }
 
@@ -98,10 +112,10 @@ __global__ void l1_backward_kernel(const T* pred, const T* target, float factor,
 
 template <typename T>
 void launch_forward(const T* pred, const T* target, float* loss, std::int64_t rows,
-                    std::int64_t cols, bool accumulate, const L1Tail& tail) {
+                    std::int64_t cols, bool accumulate, const L1Extras& ex) {
   // Always launched: an empty batch still overwrites the loss with 0.
   GA_LAUNCH(l1_forward_kernel<T>, dim3(1), dim3(kForwardThreads), 0, ::gradaccum::current_stream(),
-            pred, target, loss, rows, cols, accumulate, tail);
+            pred, target, loss, rows, cols, accumulate, ex);
 }
 
 template <typename T>
@@ -116,14 +130,14 @@ void launch_backward(const T* pred, const T* target, float factor, const float* 
 }  // namespace
 
 void l1_loss_forward_f32(const float* pred, const float* target, float* loss, std::int64_t rows,
-                         std::int64_t cols, bool accumulate, const L1Tail& tail) {
-  launch_forward(pred, target, loss, rows, cols, accumulate, tail);
+                         std::int64_t cols, bool accumulate, const L1Extras& ex) {
+  launch_forward(pred, target, loss, rows, cols, accumulate, ex);
 }
 
 void l1_loss_forward_f16(const std::uint16_t* pred, const std::uint16_t* target, float* loss,
                          std::int64_t rows, std::int64_t cols, bool accumulate,
-                         const L1Tail& tail) {
-  launch_forward(as_half(pred), as_half(target), loss, rows, cols, accumulate, tail);
+                         const L1Extras& ex) {
+  launch_forward(as_half(pred), as_half(target), loss, rows, cols, accumulate, ex);
 }
 
 void l1_loss_backward_f32(const float* pred, const float* target, float factor, const float* scale,

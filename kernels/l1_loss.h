@@ -25,18 +25,25 @@ inline const char* reduction_name(Reduction r) {
 // On CUDA one block computes the row sums, 256 rows at a time, and one thread chains them:
 // meant for losses over a batch of outputs, not for huge tensors.
 //
-// The tail: what the chaining thread also does once *loss_sum is stored, in the same launch (a
-// captured micro-step then has fewer nodes; the arithmetic is that of the separate calls):
+// Extras, all optional, done by the same launch (a captured micro-step then has fewer nodes):
+//   compensation (f32 [1]): the chain over the rows is Kahan-compensated, with this running
+//     compensation (read when accumulating, then written; the sum is ~ *loss_sum + *compensation,
+//     kernels/accumulate.h's convention): per row y = row_sum + comp; t = acc + y;
+//     comp = y - (t - acc); acc = t. Still one chain in row order (split-invariant when the
+//     compensation is carried from call to call), and no longer stagnating when the sum dwarfs
+//     a row's share: the accumulation window's loss.
+//   Once *loss_sum is stored, by the chaining thread, with the arithmetic of the separate calls:
 //   reduced (f32 [1]): = f32(double(*loss_sum) * reduced_factor), scale_scalar's rounding: the
 //     loss value of the reduction;
 //   count: window_count_micro_batch(*count->counts, nullptr, count->samples, ...).
-struct L1ForwardTail {
+struct L1ForwardExtras {
+  Tensor* compensation = nullptr;
   Tensor* reduced = nullptr;
   double reduced_factor = 1.0;
   const WindowCountArgs* count = nullptr;
 };
 void l1_loss_forward(const Tensor& pred, const Tensor& target, Tensor& loss_sum, GradientMode mode,
-                     const L1ForwardTail& tail = {});
+                     const L1ForwardExtras& extras = {});
 
 // dpred (mode) sign(pred - target) * factor * (*scale if scale given), 0 at equality.
 // factor is the reduction's factor as seen by this call (1 for a sum; 1/count for a mean

@@ -75,6 +75,7 @@ AccumulationWindow::AccumulationWindow(std::vector<Variable> params, WindowOptio
   inv_loss_scale_ = Tensor::full({1}, 1.0f / init, DType::f32, device_);
   grad_scale_ = Tensor::zeros({1}, DType::f32, device_);
   loss_sum_ = Tensor::zeros({1}, DType::f32, device_);
+  loss_sum_comp_ = Tensor::zeros({1}, DType::f32, device_);
   zero_grad();
 }
 
@@ -110,6 +111,7 @@ void AccumulationWindow::zero_grad() {
     p.zero_grad();
   reset_window_counts(counts_);
   loss_sum_.zero_();
+  loss_sum_comp_.zero_();
   skip_flag_.clear();
   submitted_ = 0;
   submitted_samples_ = 0;
@@ -187,12 +189,16 @@ void AccumulationWindow::backward(const Variable& loss) {
     const WindowCountArgs count{&counts_,     samples,          elements,
                                 &loss_scale_, &inv_loss_scale_, rule()};
     if (pred && target) {
-      // The loss chain and the count in one launch (one graph node fewer).
-      L1ForwardTail tail;
-      tail.count = &count;
-      l1_loss_forward(pred->value, target->value, loss_sum_, GradientMode::Accumulate, tail);
+      // The loss chain (compensated: a window may hold billions of rows) and the count in one
+      // launch (one graph node fewer).
+      L1ForwardExtras extras;
+      extras.compensation = &loss_sum_comp_;
+      extras.count = &count;
+      l1_loss_forward(pred->value, target->value, loss_sum_, GradientMode::Accumulate, extras);
     } else {
-      accumulate(loss_sum_, loss.loss_sum());
+      AccumulateOptions a;
+      a.compensation = &loss_sum_comp_;
+      accumulate(loss_sum_, loss.loss_sum(), a);
       window_count_micro_batch(counts_, nullptr, samples, elements, loss_scale_, inv_loss_scale_,
                                rule());
     }
@@ -214,7 +220,7 @@ void AccumulationWindow::backward(const Variable& loss) {
     // sign) is garbage too: dropped like an overflow. The loss is not loss-scaled.
     written.push_back(&loss.loss_sum());
     check_finite(written, micro_batch_flag_);
-    AccumulateTarget loss_target{&loss_sum_, &loss.loss_sum()};
+    AccumulateTarget loss_target{&loss_sum_, &loss.loss_sum(), &loss_sum_comp_};
     loss_target.apply_scale = false;
     targets.push_back(loss_target);
     AccumulateOptions a;
@@ -276,7 +282,8 @@ StepReport AccumulationWindow::end_step() {
   r.samples = static_cast<std::int64_t>(c.samples);
   r.elements = static_cast<std::int64_t>(c.elements);
   r.loss_scale = loss_scale_.to_vector()[0];
-  r.loss_sum = loss_sum_.to_vector()[0];
+  r.loss_sum = static_cast<double>(loss_sum_.to_vector()[0]) +
+               static_cast<double>(loss_sum_comp_.to_vector()[0]);
   r.loss = reduction_ == Reduction::Mean && c.elements > 0
                ? r.loss_sum / static_cast<double>(c.elements)
                : r.loss_sum;

@@ -123,7 +123,7 @@ struct StepReport {
   std::int64_t samples = 0;   // samples counted
   std::int64_t elements = 0;  // loss elements counted (samples x outputs)
   float loss_scale = 1.0f;    // the loss scale after the step (next window's)
-  double loss_sum = 0.0;      // Σ |pred - target| over the counted micro-batches
+  double loss_sum = 0.0;      // Σ |pred - target| over the counted micro-batches (compensated)
   double loss = 0.0;          // the window's loss: loss_sum / elements (mean) or sum
   std::string str() const;
 };
@@ -209,6 +209,7 @@ class AccumulationWindow {
   Tensor inv_loss_scale_;  // f32 [1]
   Tensor grad_scale_;      // f32 [1]
   Tensor loss_sum_;        // f32 [1]: Σ loss sums of the counted micro-batches
+  Tensor loss_sum_comp_;   // f32 [1]: its Kahan compensation (the sum is ~ loss_sum_ + this)
   NonFiniteFlag micro_batch_flag_;
   NonFiniteFlag skip_flag_;
 };

@@ -253,6 +253,39 @@ inline void check_l1_split_invariance(Device dev, const Shape& s, DType dt,
   expect_same_bits(split, whole, "split vs whole");
 }
 
+// The compensated chain (extras.compensation): whole batch against a split of it with the
+// compensation carried, bit for bit; and within an ulp or two of the float64 sum, where the plain
+// chain is further off. Returns the compensated sum (loss_sum + compensation, as a double).
+inline double check_l1_compensated(Device dev, DType dt, std::uint64_t seed) {
+  SCOPED_TRACE(std::string("l1 compensated chain ") + dtype_name(dt));
+  const Shape s{20000, 3};
+  const Tensor pred = random_tensor(s, seed, dt, dev, 0.0f, 2.0f);
+  const Tensor target = random_tensor(s, seed + 1, dt, dev, -2.0f, 0.0f);
+  Tensor whole = poisoned({1}, DType::f32, dev), whole_comp = poisoned({1}, DType::f32, dev);
+  L1ForwardExtras ex;
+  ex.compensation = &whole_comp;
+  l1_loss_forward(pred, target, whole, GradientMode::Overwrite, ex);
+  Tensor split = poisoned({1}, DType::f32, dev), split_comp = poisoned({1}, DType::f32, dev);
+  ex.compensation = &split_comp;
+  std::int64_t begin = 0;
+  for (std::int64_t end : {std::int64_t{1}, std::int64_t{7777}, std::int64_t{7778}, s[0]}) {
+    l1_loss_forward(pred.rows(begin, end), target.rows(begin, end), split,
+                    begin == 0 ? GradientMode::Overwrite : GradientMode::Accumulate, ex);
+    begin = end;
+  }
+  expect_same_bits(split, whole, "split vs whole");
+  expect_same_bits(split_comp, whole_comp, "split vs whole compensation");
+  Tensor plain = poisoned({1}, DType::f32, dev);
+  l1_loss_forward(pred, target, plain, GradientMode::Overwrite);
+  const double want = l1_sum_reference(pred, target);
+  const double got = static_cast<double>(whole.to_vector()[0]) + whole_comp.to_vector()[0];
+  const double ulp = std::ldexp(1.0, std::ilogb(want) - 23);
+  EXPECT_LE(std::fabs(got - want), 2 * ulp) << "compensated " << got << ", exact " << want;
+  EXPECT_LT(std::fabs(got - want), std::fabs(plain.to_vector()[0] - want))
+      << "the plain chain was no worse";
+  return got;
+}
+
 // The forward's tail (the reduced value; a window count) in one call equals, bit for bit, the
 // separate calls it stands for: l1_loss_forward, then scale_scalar of a copy, then
 // window_count_micro_batch. Returns the reduced value.
@@ -278,7 +311,7 @@ inline float check_l1_forward_tail(Device dev, const Shape& s, DType dt, double 
   const auto elements = static_cast<std::uint64_t>(5 * s.numel());
   const WindowCountArgs count{&fused.counts,         5,   elements, &fused.loss_scale,
                               &fused.inv_loss_scale, rule};
-  L1ForwardTail tail;
+  L1ForwardExtras tail;
   tail.reduced = &fused.reduced;
   tail.reduced_factor = factor;
   tail.count = &count;
@@ -367,7 +400,7 @@ inline void check_l1_errors(Device dev) {
   GA_EXPECT_ERROR(l1_loss_backward(pred, target, 1.0f, &loss2, dpred, GradientMode::Overwrite),
                   "scale");
   // The tail: a reduced value that is no f32 scalar, a count on another device or incomplete.
-  L1ForwardTail bad_reduced;
+  L1ForwardExtras bad_reduced;
   bad_reduced.reduced = &loss2;
   GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss, GradientMode::Overwrite, bad_reduced),
                   "reduced");
@@ -376,7 +409,7 @@ inline void check_l1_errors(Device dev) {
   Tensor scale = Tensor::full({1}, 1.0f, DType::f32, other);
   Tensor inv = Tensor::full({1}, 1.0f, DType::f32, other);
   const WindowCountArgs elsewhere{&counts, 1, 3, &scale, &inv, LossScaleRule{}};
-  L1ForwardTail bad_count;
+  L1ForwardExtras bad_count;
   bad_count.count = &elsewhere;
   if (other != dev) {
     GA_EXPECT_ERROR(l1_loss_forward(pred, target, loss, GradientMode::Overwrite, bad_count),

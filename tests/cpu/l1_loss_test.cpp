@@ -68,6 +68,11 @@ TEST(L1Loss, ForwardTailEqualsTheSeparateCalls) {
   }
 }
 
+TEST(L1Loss, CompensatedChainIsSplitInvariantAndAccurate) {
+  test::ew::check_l1_compensated(Device::CPU, DType::f32, 950);
+  test::ew::check_l1_compensated(Device::CPU, DType::f16, 960);
+}
+
 TEST(L1Loss, BackwardAllModes) {
   std::uint64_t seed = 500;
   for (DType dt : {DType::f32, DType::f16}) {

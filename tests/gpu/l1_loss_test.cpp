@@ -65,6 +65,14 @@ TEST(L1LossCuda, ForwardTailEqualsTheSeparateCallsAndTheCpu) {
   }
 }
 
+TEST(L1LossCuda, CompensatedChainMatchesTheCpuBitForBit) {
+  GA_REQUIRE_CUDA();
+  for (DType dt : {DType::f32, DType::f16}) {
+    EXPECT_EQ(test::ew::check_l1_compensated(Device::CUDA, dt, 950),
+              test::ew::check_l1_compensated(Device::CPU, dt, 950));
+  }
+}
+
 TEST(L1LossCuda, BackwardAllModesMatchCpu) {
   GA_REQUIRE_CUDA();
   std::uint64_t seed = 500;
