@@ -2,6 +2,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/npy.h"
 
@@ -40,15 +43,32 @@ void Module::collect(const std::string& prefix,
     m->collect(prefix + name + ".", out);
 }
 
+namespace {
+
+// All or nothing: every parameter is converted first (an allocation may fail: then no parameter
+// has changed), and only then are the values replaced, which cannot fail.
+template <typename Convert>
+void convert_all(std::vector<std::pair<std::string, Variable>> params, const Convert& convert) {
+  std::vector<Tensor> converted;
+  converted.reserve(params.size());
+  for (auto& [name, v] : params)
+    converted.push_back(convert(v.value()));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (converted[i].defined()) params[i].second.replace_value(std::move(converted[i]));
+  }
+}
+
+}  // namespace
+
 Module& Module::to(Device device) {
-  for (auto& [name, v] : named_parameters())
-    v.to(device);
+  convert_all(named_parameters(),
+              [device](const Tensor& t) { return t.device() == device ? Tensor() : t.to(device); });
   return *this;
 }
 
 Module& Module::to(DType dtype) {
-  for (auto& [name, v] : named_parameters())
-    v.to(dtype);
+  convert_all(named_parameters(),
+              [dtype](const Tensor& t) { return t.dtype() == dtype ? Tensor() : t.to(dtype); });
   return *this;
 }
 

@@ -44,7 +44,8 @@ class Module {
   }
 
   // Moves / converts every parameter in place (shared handles see the change). Gradients stay
-  // f32 whatever the dtype. Create the optimizer after these calls.
+  // f32 whatever the dtype. Create the optimizer after these calls. All or nothing: when a
+  // conversion fails (out of device memory), no parameter has changed.
   Module& to(Device device);
   Module& to(DType dtype);
   void zero_grad();

@@ -118,22 +118,27 @@ void Variable::zero_grad() {
 }
 
 void Variable::to(Device device) {
-  check_defined("to(device)");
-  GA_CHECK(data_->is_leaf, "to(device): only leaf Variables are moved, '"
-                               << data_->name << "' was produced by an op");
-  if (data_->value.device() == device) return;
-  data_->value = data_->value.to(device);
-  data_->grad = Tensor();
-  data_->grad_comp = Tensor();
-  data_->scratch = Tensor();
+  check_leaf("to(device)");
+  if (data_->value.device() != device) replace_value(data_->value.to(device));
 }
 
 void Variable::to(DType dtype) {
-  check_defined("to(dtype)");
-  GA_CHECK(data_->is_leaf, "to(dtype): only leaf Variables are converted, '"
-                               << data_->name << "' was produced by an op");
-  if (data_->value.dtype() == dtype) return;
-  data_->value = data_->value.to(dtype);
+  check_leaf("to(dtype)");
+  if (data_->value.dtype() != dtype) replace_value(data_->value.to(dtype));
+}
+
+void Variable::check_leaf(const char* what) const {
+  check_defined(what);
+  GA_CHECK(data_->is_leaf, what << ": only leaf Variables are moved or converted, '" << data_->name
+                                << "' was produced by an op");
+}
+
+void Variable::replace_value(Tensor value) {
+  check_leaf("replace_value");
+  GA_CHECK(value.defined() && value.shape() == data_->value.shape(),
+           "replace_value: expected a value of shape " << data_->value.shape().str() << ", got "
+                                                       << value.str());
+  data_->value = std::move(value);
   data_->grad = Tensor();  // gradients stay f32; reallocated on the next backward
   data_->grad_comp = Tensor();
   data_->scratch = Tensor();

@@ -95,6 +95,10 @@ class Variable {
   // allocates them again (f32, on the new device).
   void to(Device device);
   void to(DType dtype);
+  // Puts `value` (the same shape: this value converted, as to() would) in place of a leaf's value
+  // and drops the gradient buffers as to() does. nn::Module::to converts every parameter first
+  // and then replaces them all, so that a conversion that fails changes no parameter.
+  void replace_value(Tensor value);
 
   // Backpropagates from this Variable: a one-element Variable is seeded with 1 (a loss as its
   // BackwardOptions say); any other needs `seed` (its shape, dtype and device).
@@ -112,6 +116,7 @@ class Variable {
 
  private:
   void check_defined(const char* what) const;
+  void check_leaf(const char* what) const;
 
   std::shared_ptr<detail::VarData> data_;
   // The tape that produced this Variable (null for leaves and for values computed without

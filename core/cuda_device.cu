@@ -12,6 +12,7 @@
 namespace gradaccum {
 namespace {
 std::atomic<std::size_t> g_bytes_in_use{0};
+std::atomic<std::size_t> g_memory_limit{0};  // 0: none
 
 // Blocks whose cudaFree a stream capture refused (a Storage destroyed during a capture, outside
 // the capture's pool): freed at the next allocation or synchronisation instead of leaked.
@@ -85,20 +86,38 @@ std::size_t cuda_bytes_in_use() {
   return g_bytes_in_use.load();
 }
 
+void set_cuda_memory_limit(std::size_t bytes) {
+  g_memory_limit.store(bytes);
+}
+
+std::size_t cuda_memory_limit() {
+  return g_memory_limit.load();
+}
+
 namespace detail {
 
 void* cuda_allocate(std::size_t bytes) {
   GA_CHECK(cuda_available(), "a CUDA tensor needs a CUDA device, and none is available");
   free_deferred();
+  // Counted before the allocation, so that concurrent ones cannot pass the limit together.
+  const std::size_t before = g_bytes_in_use.fetch_add(bytes);
+  const std::size_t limit = g_memory_limit.load();
+  if (limit != 0 && (before > limit || bytes > limit - before)) {
+    g_bytes_in_use -= bytes;
+    throw OutOfMemoryError("CUDA out of memory allocating " + std::to_string(bytes) + " bytes: " +
+                               std::to_string(before) + " of the " + std::to_string(limit) +
+                               " bytes set by set_cuda_memory_limit are in use",
+                           bytes, __FILE__, __LINE__);
+  }
   void* ptr = nullptr;
   const cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err != cudaSuccess) g_bytes_in_use -= bytes;
   if (err == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     throw OutOfMemoryError("CUDA out of memory allocating " + std::to_string(bytes) + " bytes",
                            bytes, __FILE__, __LINE__);
   }
   GA_CUDA_CHECK(err);
-  g_bytes_in_use += bytes;
   return ptr;
 }
 

@@ -15,6 +15,11 @@ void cuda_synchronize();         // waits for all work on the device; throws on 
 
 // Bytes gradaccum currently holds on the device (its own count, exact, for leak checks).
 std::size_t cuda_bytes_in_use();
+// A cap on cuda_bytes_in_use() (0, the default: none): an allocation that would pass it throws
+// OutOfMemoryError as a full device would (PyTorch's set_per_process_memory_fraction, in bytes).
+// For sharing a GPU, and for testing what running out of memory does.
+void set_cuda_memory_limit(std::size_t bytes);
+std::size_t cuda_memory_limit();
 
 namespace detail {
 enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice, HostToHost };

@@ -20,6 +20,15 @@ void cuda_synchronize() {}
 std::size_t cuda_bytes_in_use() {
   return 0;
 }
+namespace {
+std::size_t g_limit = 0;  // kept for cuda_memory_limit(): nothing is ever allocated here
+}  // namespace
+void set_cuda_memory_limit(std::size_t bytes) {
+  g_limit = bytes;
+}
+std::size_t cuda_memory_limit() {
+  return g_limit;
+}
 
 namespace detail {
 void* cuda_allocate(std::size_t) {

@@ -84,6 +84,69 @@ Tensor with_value_at(const Tensor& t, std::size_t i, float value) {
 // f32, no loss scaling, both policies: a NaN or infinite target in the second micro-batch is
 // caught on the device (skip-step: the step is not applied; drop-micro-batch: that micro-batch
 // is dropped), never applied.
+// Sets a device memory limit for its scope; the previous one comes back whatever happens.
+class MemoryLimit {
+ public:
+  explicit MemoryLimit(std::size_t bytes) : previous_(cuda_memory_limit()) {
+    set_cuda_memory_limit(bytes);
+  }
+  ~MemoryLimit() { set_cuda_memory_limit(previous_); }
+  MemoryLimit(const MemoryLimit&) = delete;
+  MemoryLimit& operator=(const MemoryLimit&) = delete;
+
+ private:
+  std::size_t previous_;
+};
+
+TEST(BadInputGpu, AMemoryLimitRefusesWhatWouldPassIt) {
+  GA_REQUIRE_CUDA();
+  const std::size_t in_use = cuda_bytes_in_use();
+  {
+    const std::size_t cap = in_use + (std::size_t{3} << 18);  // 768 KiB more
+    MemoryLimit limit(cap);
+    EXPECT_EQ(cuda_memory_limit(), cap);
+    Tensor fits = Tensor::zeros({1 << 17}, DType::f32, Device::CUDA);  // 512 KiB
+    try {
+      Tensor too_much = Tensor::zeros({1 << 17}, DType::f32, Device::CUDA);  // 512 KiB more
+      ADD_FAILURE() << "expected OutOfMemoryError";
+    } catch (const OutOfMemoryError& e) {
+      EXPECT_EQ(e.bytes(), std::size_t{1} << 19);
+      EXPECT_NE(std::string(e.what()).find("set_cuda_memory_limit"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(cuda_bytes_in_use(), in_use + (std::size_t{1} << 19)) << "the refusal kept bytes";
+  }
+  EXPECT_EQ(cuda_bytes_in_use(), in_use);
+  Tensor after = Tensor::zeros({1 << 18}, DType::f32, Device::CUDA);  // no limit any more
+  EXPECT_EQ(cuda_bytes_in_use(), in_use + (std::size_t{1} << 20));
+}
+
+// Moving or converting a model is all or nothing: the first layer fits, the second does not, and
+// no parameter has moved (or changed dtype); without the limit the same call succeeds.
+TEST(BadInputGpu, ModuleToThatRunsOutOfMemoryChangesNoParameter) {
+  GA_REQUIRE_CUDA();
+  nn::Sequential model = make_mlp(4, 8, 1 << 15, 3);  // fc2: 1 MiB of weights
+  const auto before = snapshot(model.parameters());
+  const std::size_t in_use = cuda_bytes_in_use();
+  {
+    MemoryLimit limit(in_use + (std::size_t{1} << 16));
+    EXPECT_THROW(model.to(Device::CUDA), OutOfMemoryError);
+  }
+  EXPECT_EQ(cuda_bytes_in_use(), in_use) << "the failed move kept device memory";
+  for (const auto& [name, p] : model.named_parameters())
+    EXPECT_EQ(p.device(), Device::CPU) << name << " moved";
+  model.to(Device::CUDA);
+  for (const auto& [name, p] : model.named_parameters())
+    EXPECT_EQ(p.device(), Device::CUDA) << name;
+  {
+    // Converting on the device: f16 copies of fc1 fit, fc2's do not.
+    MemoryLimit limit(cuda_bytes_in_use() + (std::size_t{1} << 16));
+    EXPECT_THROW(model.to(DType::f16), OutOfMemoryError);
+  }
+  for (const auto& [name, p] : model.named_parameters())
+    EXPECT_EQ(p.dtype(), DType::f32) << name << " converted";
+  EXPECT_EQ(snapshot(model.parameters()), before) << "the values changed";
+}
+
 TEST(BadInputGpu, NonFiniteTargetsInAnF32ModelAreNeverApplied) {
   GA_REQUIRE_CUDA();
   constexpr std::int64_t kIn = 4, kHidden = 6, kOut = 2;
