@@ -16,20 +16,41 @@
 #
 #   scripts/gpu_suite.sh prepare   # on the development machine: stage GoogleTest sources and
 #                                  # Google Benchmark into build/gpu-deps (carry that path)
-#   scripts/gpu_suite.sh           # on the GPU machine
+#   GRADACCUM_COMMIT=$(git rev-parse --short HEAD) scripts/gpu_suite.sh
+#                                  # on the GPU machine (its copy of the tree has no .git: the
+#                                  # commit is passed in)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 if [[ "${1:-}" == prepare ]]; then
+  # The GPU machine has no GoogleTest or Google Benchmark package: GoogleTest is built from its
+  # sources there, Google Benchmark is the Debian library with a config of its own (relative
+  # paths: the tree lands elsewhere on that machine).
   deps=build/gpu-deps
-  rm -rf "$deps" && mkdir -p "$deps/lib" "$deps/include"
+  rm -rf "$deps" && mkdir -p "$deps/lib/cmake-benchmark" "$deps/include"
   cp -r /usr/src/googletest "$deps/googletest"
   cp -r /usr/include/benchmark "$deps/include/"
   cp -a /usr/lib/x86_64-linux-gnu/libbenchmark.so* /usr/lib/x86_64-linux-gnu/libbenchmark_main.a "$deps/lib/"
-  cp -r /usr/lib/x86_64-linux-gnu/cmake/benchmark "$deps/lib/cmake-benchmark"
-  sed -i 's|\${_IMPORT_PREFIX}/lib/x86_64-linux-gnu|${_IMPORT_PREFIX}/lib|g; s|get_filename_component(_IMPORT_PREFIX "\${CMAKE_CURRENT_LIST_FILE}" PATH)|set(_IMPORT_PREFIX "'"$root/$deps"'")|' "$deps"/lib/cmake-benchmark/*.cmake 2>/dev/null
-  echo "staged GPU-machine dependencies in $deps"
+  real=$(basename "$(readlink -f /usr/lib/x86_64-linux-gnu/libbenchmark.so)")
+  cat >"$deps/lib/cmake-benchmark/benchmarkConfig.cmake" <<CONFIG
+# Google Benchmark staged by scripts/gpu_suite.sh prepare.
+get_filename_component(_ga_bm "\${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+if(NOT TARGET benchmark::benchmark)
+  find_package(Threads REQUIRED)
+  add_library(benchmark::benchmark SHARED IMPORTED)
+  set_target_properties(benchmark::benchmark PROPERTIES
+    IMPORTED_LOCATION "\${_ga_bm}/lib/$real"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_ga_bm}/include"
+    INTERFACE_LINK_LIBRARIES Threads::Threads)
+  add_library(benchmark::benchmark_main STATIC IMPORTED)
+  set_target_properties(benchmark::benchmark_main PROPERTIES
+    IMPORTED_LOCATION "\${_ga_bm}/lib/libbenchmark_main.a"
+    INTERFACE_LINK_LIBRARIES benchmark::benchmark)
+endif()
+set(benchmark_FOUND TRUE)
+CONFIG
+  echo "staged GPU-machine dependencies in $deps (carry that path)"
   exit 0
 fi
 
@@ -63,7 +84,7 @@ status_of() { case $1 in 0) echo PASS ;; 124 | 137) echo TIMEOUT ;; *) echo FAIL
 
 echo "# gradaccum GPU suite"
 echo "date:   $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || cat .git-commit 2>/dev/null || echo unknown)"
+echo "commit: ${GRADACCUM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null |
   sed 's/^/device: /'
 nvcc --version | tail -n 1
