@@ -59,6 +59,10 @@ out=$root/build/gpu-suite/files
 rm -rf "$out" && mkdir -p "$out" "$dest"
 exec > >(tee "$dest/gpu_suite.log") 2>&1
 
+# The toolkit's programs (nvcc, compute-sanitizer) where an image leaves them off the PATH.
+for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
+  [[ -d $d && ":$PATH:" != *":$d:"* ]] && PATH=$PATH:$d
+done
 budget=${GRADACCUM_SUITE_BUDGET_S:-480}
 preset=${GRADACCUM_SUITE_PRESET:-cuda}  # another (default) only to try the script without a GPU
 deadline=$((SECONDS + budget))
@@ -88,6 +92,7 @@ echo "commit: ${GRADACCUM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || ec
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null |
   sed 's/^/device: /'
 nvcc --version | tail -n 1
+python3 -c 'import torch; print("torch:", torch.__version__)' 2>/dev/null || echo "torch: none"
 echo "budget: ${budget} s"
 
 extra=()
