@@ -170,8 +170,7 @@ using gradaccum::emu::detail::fail_with;
 
 extern "C" {
 
-// ---- streams
-// ------------------------------------------------------------------------------------
+// ---- streams ----
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) {
   if (stream == nullptr) return fail_with(cudaErrorInvalidValue);
@@ -297,8 +296,7 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* 
   return cudaSuccess;
 }
 
-// ---- graphs
-// -------------------------------------------------------------------------------------
+// ---- graphs ----
 
 cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* num_nodes) {
   if (graph == nullptr || num_nodes == nullptr) return fail_with(cudaErrorInvalidValue);

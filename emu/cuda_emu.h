@@ -230,8 +230,7 @@ inline float approx_sin_cos(float x, bool cosine) {
 
 }  // namespace gradaccum::emu::detail
 
-// ---- the C++ runtime overloads that cuda_runtime.h declares for nvcc only
-// ----------------------------
+// ---- the C++ runtime overloads that cuda_runtime.h declares for nvcc only ----
 template <class T>
 inline cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
   return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
@@ -284,8 +283,7 @@ inline cudaError_t cudaGetSymbolAddress(void** address, const T& symbol) {
   return ::cudaGetSymbolAddress(address, static_cast<const void*>(&symbol));
 }
 
-// ---- built-in variables (after the CUDA headers)
-// -------------------------------------------------
+// ---- built-in variables (after the CUDA headers) ----
 #define threadIdx (static_cast<const uint3&>(::gradaccum::emu::detail::g_thread->idx))
 #define blockIdx (static_cast<const uint3&>(::gradaccum::emu::detail::g_block.idx))
 #define blockDim (static_cast<const dim3&>(::gradaccum::emu::detail::g_block.dim))
@@ -296,8 +294,7 @@ constexpr int warpSize = 32;
 #define GA_DYNAMIC_SHARED(type, name) \
   type* const name = reinterpret_cast<type*>(::gradaccum::emu::detail::g_block.dynamic_shared)
 
-// ---- barriers and fences
-// ----------------------------------------------------------------------------
+// ---- barriers and fences ----
 #define __syncthreads() ::gradaccum::emu::detail::block_barrier(__FILE__, __LINE__, 0, 1)
 #define __syncthreads_count(p) ::gradaccum::emu::detail::block_barrier(__FILE__, __LINE__, 1, (p))
 #define __syncthreads_and(p) ::gradaccum::emu::detail::block_barrier(__FILE__, __LINE__, 2, (p))
@@ -327,8 +324,7 @@ inline long long clock64() {
   return ::gradaccum::emu::detail::clock_ticks();
 }
 
-// ---- warp collectives
-// ------------------------------------------------------------------------------
+// ---- warp collectives ----
 template <typename T>
 inline T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32) {
   return ::gradaccum::emu::detail::shuffle("__shfl_sync", mask, var,
@@ -507,8 +503,7 @@ GA_EMU_SCOPED_ATOMIC(atomicOr)
 GA_EMU_SCOPED_ATOMIC(atomicXor)
 #undef GA_EMU_SCOPED_ATOMIC
 
-// ---- loads and stores with cache hints
-// ----------------------------------------------------------------
+// ---- loads and stores with cache hints ----
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;
@@ -550,8 +545,7 @@ inline void __stwt(T* p, T v) {
   *p = v;
 }
 
-// ---- integer and bit intrinsics
-// ------------------------------------------------------------------------
+// ---- integer and bit intrinsics ----
 inline int __popc(unsigned x) {
   return __builtin_popcount(x);
 }
@@ -736,10 +730,9 @@ inline double max(double a, float b) {
   return fmax(a, b);
 }
 
-// ---- floating-point intrinsics
-// ----------------------------------------------------------------------- Round to nearest even:
-// the host's own arithmetic (builds compile with -ffp-contract=off, so nothing else gets fused;
-// -mfma makes fmaf an instruction).
+// ---- floating-point intrinsics ----
+// Round to nearest even: the host's own arithmetic (builds compile with -ffp-contract=off, so
+// nothing else gets fused; -mfma makes fmaf an instruction).
 inline float __fadd_rn(float a, float b) {
   return a + b;
 }
@@ -950,8 +943,7 @@ inline float __double2float_rn(double x) {
   return static_cast<float>(x);
 }
 
-// ---- half precision: what cuda_fp16.hpp leaves to the device
-// --------------------------------------
+// ---- half precision: what cuda_fp16.hpp leaves to the device ----
 // __hfma: the exact a*b+c in double (exact for every finite half result), rounded once to half.
 // (A float fma rounded to half rounds twice, and is wrong for some inputs.)
 inline __half __hfma(const __half a, const __half b, const __half c) {

@@ -95,8 +95,7 @@ using gradaccum::emu::detail::check_unsafe_call;
 
 extern "C" {
 
-// ---- errors
-// --------------------------------------------------------------------------------------
+// ---- errors ----
 
 cudaError_t cudaGetLastError(void) {
   const cudaError_t err = gradaccum::emu::t_last_error;
@@ -175,8 +174,7 @@ const char* cudaGetErrorString(cudaError_t error) {
   }
 }
 
-// ---- device
-// --------------------------------------------------------------------------------------
+// ---- device ----
 
 cudaError_t cudaGetDeviceCount(int* count) {
   if (count == nullptr) return fail(cudaErrorInvalidValue);
@@ -350,8 +348,7 @@ cudaError_t cudaLaunchKernel(const void*, dim3, dim3, void**, size_t, cudaStream
   return fail(cudaErrorNotSupported);  // the emulator launches through GA_LAUNCH
 }
 
-// ---- memory
-// --------------------------------------------------------------------------------------
+// ---- memory ----
 
 cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (ptr == nullptr) return fail(cudaErrorInvalidValue);
@@ -531,8 +528,7 @@ cudaError_t cudaFuncSetCacheConfig(const void* func, cudaFuncCache) {
   return func == nullptr ? fail(cudaErrorInvalidDeviceFunction) : cudaSuccess;
 }
 
-// ---- events (streams, capture and graphs: capture.cpp)
-// ------------------------------------------
+// ---- events (streams, capture and graphs: capture.cpp) ----
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
   if (event == nullptr) return fail(cudaErrorInvalidValue);
@@ -578,8 +574,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
   return cudaSuccess;
 }
 
-// ---- cuBLAS: not on the emulated device
-// -------------------------------------------------------------
+// ---- cuBLAS: not on the emulated device ----
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
   if (handle != nullptr) *handle = nullptr;

@@ -207,8 +207,7 @@ const char* barrier_name(int kind) {
   }
 }
 
-// ---- settings
-// ------------------------------------------------------------------------------------
+// ---- settings ----
 
 Schedule schedule_from_environment() {
   const char* text = std::getenv("GRADACCUM_EMU_SCHEDULE");
@@ -238,8 +237,7 @@ void configure() {  // under g.mutex
   g.configured = true;
 }
 
-// ---- fiber stack overflow: a clear message instead of a bare segmentation fault
-// ------------------
+// ---- fiber stack overflow: a clear message instead of a bare segmentation fault ----
 
 #if !defined(GRADACCUM_EMU_ASAN) && !defined(GRADACCUM_EMU_TSAN)
 struct sigaction g_previous_segv;
@@ -301,8 +299,7 @@ void install_overflow_handler() {
 void install_overflow_handler() {}
 #endif
 
-// ---- fibers
-// --------------------------------------------------------------------------------------
+// ---- fibers ----
 
 void landed(fc::transfer_t t, Context* self) {
   Context* previous = static_cast<Context*>(t.data);
@@ -614,8 +611,7 @@ void run_block(uint3 block_idx) {
 
 }  // namespace
 
-// ---- device-side entry points (emu/cuda_emu.h)
-// ---------------------------------------------------
+// ---- device-side entry points (emu/cuda_emu.h) ----
 
 namespace detail {
 
@@ -841,8 +837,7 @@ void run_launch(const KernelLaunch& launch, dim3 grid, dim3 block, std::size_t s
 
 }  // namespace detail
 
-// ---- public settings (emu/schedule.h)
-// ------------------------------------------------------------
+// ---- public settings (emu/schedule.h) ----
 
 Schedule parse_schedule(const std::string& text) {
   if (text == "forward") return Schedule{ScheduleKind::Forward, 0};
