@@ -148,8 +148,32 @@ void window_grad_scale(const Storage& counts, WindowDivisor divisor, const Tenso
 #endif
 }
 
+Storage make_window_step_record(Device device) {
+  Storage s(sizeof(WindowStepRecord), device);
+  if (device == Device::CPU) {
+    *static_cast<WindowStepRecord*>(s.data()) = WindowStepRecord{};
+  } else {
+    detail::cuda_zero(s.data(), s.bytes());
+  }
+  return s;
+}
+
+WindowStepRecord read_window_step_record(const Storage& record) {
+  GA_CHECK(record.data() != nullptr && record.bytes() == sizeof(WindowStepRecord),
+           "read_window_step_record: expected a record of " << sizeof(WindowStepRecord)
+                                                            << " bytes, got " << record.bytes());
+  WindowStepRecord out;
+  if (record.device() == Device::CPU) {
+    std::memcpy(&out, record.data(), sizeof out);
+  } else {
+    detail::cuda_copy(&out, record.data(), sizeof out, detail::CopyKind::DeviceToHost);
+  }
+  return out;
+}
+
 void window_end_step(Storage& counts, const NonFiniteFlag* overflow, Tensor& loss_scale,
-                     Tensor& inv_loss_scale, const LossScaleRule& rule) {
+                     Tensor& inv_loss_scale, const LossScaleRule& rule,
+                     const WindowRecordArgs* record) {
   const char* what = "window_end_step";
   check_counts(counts, what);
   check_scalar(loss_scale, what);
@@ -157,14 +181,41 @@ void window_end_step(Storage& counts, const NonFiniteFlag* overflow, Tensor& los
   check_same_device(counts.device(), loss_scale.device(), what, "loss_scale");
   check_same_device(counts.device(), inv_loss_scale.device(), what, "inv_loss_scale");
   if (overflow) check_same_device(counts.device(), overflow->device(), what, "the overflow flag");
+  if (record != nullptr) {
+    GA_CHECK(record->record != nullptr && record->loss_sum != nullptr &&
+                 record->loss_sum_comp != nullptr && record->skip != nullptr,
+             what << ": the step record needs its storage, loss_sum, loss_sum_comp and skip flag");
+    GA_CHECK(record->record->bytes() == sizeof(WindowStepRecord),
+             what << ": expected a step record of " << sizeof(WindowStepRecord) << " bytes, got "
+                  << record->record->bytes());
+    check_scalar(*record->loss_sum, what);
+    check_scalar(*record->loss_sum_comp, what);
+    check_same_device(counts.device(), record->record->device(), what, "the step record");
+    check_same_device(counts.device(), record->loss_sum->device(), what, "loss_sum");
+    check_same_device(counts.device(), record->loss_sum_comp->device(), what, "loss_sum_comp");
+    check_same_device(counts.device(), record->skip->device(), what, "the skip flag");
+  }
   if (counts.device() == Device::CPU) {
     window_rules::end_step(counts_ptr(counts), flag_word(overflow), loss_scale.data<float>(),
                            inv_loss_scale.data<float>(), rule);
+    if (record != nullptr) {
+      window_rules::record_step(counts_ptr(counts), loss_scale.data<float>(),
+                                record->loss_sum->data<float>(),
+                                record->loss_sum_comp->data<float>(), record->skip->word(),
+                                static_cast<WindowStepRecord*>(record->record->data()));
+    }
     return;
   }
 #if GRADACCUM_WITH_CUDA
+  cuda::StepRecordPointers r;
+  if (record != nullptr) {
+    r.record = static_cast<WindowStepRecord*>(record->record->data());
+    r.loss_sum = record->loss_sum->data<float>();
+    r.loss_sum_comp = record->loss_sum_comp->data<float>();
+    r.skip = record->skip->word();
+  }
   cuda::window_end_step(counts_ptr(counts), flag_word(overflow), loss_scale.data<float>(),
-                        inv_loss_scale.data<float>(), rule);
+                        inv_loss_scale.data<float>(), rule, r);
 #else
   no_cuda(what);
 #endif

@@ -28,8 +28,12 @@ __global__ void grad_scale_kernel(const WindowCounts* counts, WindowDivisor divi
 }
 
 __global__ void end_step_kernel(WindowCounts* counts, const std::uint32_t* overflow,
-                                float* loss_scale, float* inv_loss_scale, LossScaleRule rule) {
+                                float* loss_scale, float* inv_loss_scale, LossScaleRule rule,
+                                StepRecordPointers r) {
   window_rules::end_step(counts, overflow, loss_scale, inv_loss_scale, rule);
+  if (r.record != nullptr) {
+    window_rules::record_step(counts, loss_scale, r.loss_sum, r.loss_sum_comp, r.skip, r.record);
+  }
 }
 
 const dim3 kOne(1);
@@ -58,9 +62,9 @@ void window_grad_scale(const WindowCounts* counts, WindowDivisor divisor, const 
 }
 
 void window_end_step(WindowCounts* counts, const std::uint32_t* overflow, float* loss_scale,
-                     float* inv_loss_scale, LossScaleRule rule) {
+                     float* inv_loss_scale, LossScaleRule rule, const StepRecordPointers& record) {
   GA_LAUNCH(end_step_kernel, kOne, kOne, 0, ::gradaccum::current_stream(), counts, overflow,
-            loss_scale, inv_loss_scale, rule);
+            loss_scale, inv_loss_scale, rule, record);
 }
 
 }  // namespace gradaccum::cuda

@@ -71,10 +71,30 @@ void window_count_micro_batch(Storage& counts, const NonFiniteFlag* dropped, std
 void window_grad_scale(const Storage& counts, WindowDivisor divisor, const Tensor* unscale,
                        Tensor& grad_scale, NonFiniteFlag& skip);
 
+// What a step did, as the device has it, gathered by window_end_step so that the host reads it
+// with one copy (one synchronisation per step instead of one per value).
+struct WindowStepRecord {
+  WindowCounts counts;
+  float loss_scale = 0.0f;  // after the step's update
+  float loss_sum = 0.0f;
+  float loss_sum_comp = 0.0f;
+  std::uint32_t skipped = 0;  // the skip flag's word
+};
+struct WindowRecordArgs {
+  Storage* record = nullptr;              // make_window_step_record(), on the window's device
+  const Tensor* loss_sum = nullptr;       // f32 [1]
+  const Tensor* loss_sum_comp = nullptr;  // f32 [1]
+  const NonFiniteFlag* skip = nullptr;
+};
+Storage make_window_step_record(Device device);
+WindowStepRecord read_window_step_record(const Storage& record);  // one device-to-host copy
+
 // After the optimizer step: with a dynamic rule, an `overflow` (optional, raised) backs the loss
 // scale off; a step with no overflow and no dropped micro-batch counts as clean, and
-// growth_interval clean steps in a row grow it. Then inv_loss_scale = 1 / loss_scale.
+// growth_interval clean steps in a row grow it. Then inv_loss_scale = 1 / loss_scale. With
+// `record`, then the step's record is written (in the same launch).
 void window_end_step(Storage& counts, const NonFiniteFlag* overflow, Tensor& loss_scale,
-                     Tensor& inv_loss_scale, const LossScaleRule& rule);
+                     Tensor& inv_loss_scale, const LossScaleRule& rule,
+                     const WindowRecordArgs* record = nullptr);
 
 }  // namespace gradaccum

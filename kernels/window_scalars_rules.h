@@ -87,4 +87,14 @@ GA_WINDOW_HD inline void end_step(WindowCounts* c, const std::uint32_t* overflow
   *inv_loss_scale = static_cast<float>(1.0 / static_cast<double>(*loss_scale));
 }
 
+GA_WINDOW_HD inline void record_step(const WindowCounts* c, const float* loss_scale,
+                                     const float* loss_sum, const float* loss_sum_comp,
+                                     const std::uint32_t* skip, WindowStepRecord* out) {
+  out->counts = *c;
+  out->loss_scale = *loss_scale;
+  out->loss_sum = *loss_sum;
+  out->loss_sum_comp = *loss_sum_comp;
+  out->skipped = *skip;
+}
+
 }  // namespace gradaccum::window_rules

@@ -58,7 +58,8 @@ AccumulationWindow::AccumulationWindow(std::vector<Variable> params, WindowOptio
       device_(device_of(params_)),
       counts_(make_window_counts(device_)),
       micro_batch_flag_(device_),
-      skip_flag_(device_) {
+      skip_flag_(device_),
+      step_record_(make_window_step_record(device_)) {
   const LossScaling& ls = options_.loss_scaling();
   GA_CHECK(std::isfinite(ls.init_scale) && ls.init_scale > 0.0f,
            "AccumulationWindow: the loss scale must be finite and > 0, got " << ls.init_scale);
@@ -272,18 +273,21 @@ AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
 
 StepReport AccumulationWindow::end_step() {
   const bool skip_step = options_.overflow() == OverflowPolicy::SkipStep;
-  window_end_step(counts_, skip_step ? &skip_flag_ : nullptr, loss_scale_, inv_loss_scale_, rule());
+  const WindowRecordArgs record{&step_record_, &loss_sum_, &loss_sum_comp_, &skip_flag_};
+  window_end_step(counts_, skip_step ? &skip_flag_ : nullptr, loss_scale_, inv_loss_scale_, rule(),
+                  &record);
   open_ = false;
-  const WindowCounts c = read_window_counts(counts_);
+  // The one host read of the step.
+  const WindowStepRecord rec = read_window_step_record(step_record_);
+  const WindowCounts& c = rec.counts;
   StepReport r;
-  r.applied = !skip_flag_.raised();
+  r.applied = rec.skipped == 0u;
   r.micro_batches = static_cast<std::int64_t>(c.micro_batches);
   r.micro_batches_dropped = static_cast<std::int64_t>(c.dropped);
   r.samples = static_cast<std::int64_t>(c.samples);
   r.elements = static_cast<std::int64_t>(c.elements);
-  r.loss_scale = loss_scale_.to_vector()[0];
-  r.loss_sum = static_cast<double>(loss_sum_.to_vector()[0]) +
-               static_cast<double>(loss_sum_comp_.to_vector()[0]);
+  r.loss_scale = rec.loss_scale;
+  r.loss_sum = static_cast<double>(rec.loss_sum) + static_cast<double>(rec.loss_sum_comp);
   r.loss = reduction_ == Reduction::Mean && c.elements > 0
                ? r.loss_sum / static_cast<double>(c.elements)
                : r.loss_sum;

@@ -212,6 +212,7 @@ class AccumulationWindow {
   Tensor loss_sum_comp_;   // f32 [1]: its Kahan compensation (the sum is ~ loss_sum_ + this)
   NonFiniteFlag micro_batch_flag_;
   NonFiniteFlag skip_flag_;
+  Storage step_record_;  // WindowStepRecord: the step's outcome, read with one copy
 };
 
 }  // namespace gradaccum::optim

@@ -539,6 +539,36 @@ inline void check_many_errors(Device dev) {
   GA_EXPECT_ERROR(check_finite(std::vector<const Tensor*>{&g, nullptr}, flag), "null");
 }
 
+// window_end_step's record holds, after the update, what the separate reads give: the counts, the
+// loss scale (here backed off by the overflow), the loss sum and its compensation, the skip flag.
+inline void check_step_record(Device dev) {
+  SCOPED_TRACE(std::string("step record on ") + device_name(dev));
+  Storage counts = make_window_counts(dev);
+  Tensor scale = scalar(4096.0f, dev), inv = scalar(1.0f / 4096.0f, dev);
+  LossScaleRule rule;
+  rule.dynamic = true;
+  window_count_micro_batch(counts, nullptr, 3, 12, scale, inv, rule);
+  window_count_micro_batch(counts, nullptr, 5, 20, scale, inv, rule);
+  const Tensor loss_sum = scalar(12.5f, dev), comp = scalar(-3e-7f, dev);
+  NonFiniteFlag skip(dev);
+  check_finite(scalar(std::numeric_limits<float>::quiet_NaN(), dev), skip);
+  Storage record = make_window_step_record(dev);
+  const WindowRecordArgs args{&record, &loss_sum, &comp, &skip};
+  window_end_step(counts, &skip, scale, inv, rule, &args);
+  const WindowStepRecord r = read_window_step_record(record);
+  const WindowCounts c = read_window_counts(counts);
+  EXPECT_EQ(std::memcmp(&r.counts, &c, sizeof c), 0);
+  EXPECT_EQ(r.counts.samples, 8u);
+  EXPECT_EQ(r.counts.elements, 32u);
+  EXPECT_EQ(r.loss_scale, 2048.0f) << "the overflow backs the scale off before the record";
+  EXPECT_EQ(r.loss_scale, scale.to_vector()[0]);
+  EXPECT_EQ(r.loss_sum, 12.5f);
+  EXPECT_EQ(r.loss_sum_comp, -3e-7f);
+  EXPECT_NE(r.skipped, 0u);
+  const WindowRecordArgs incomplete{&record, &loss_sum, nullptr, &skip};
+  GA_EXPECT_ERROR(window_end_step(counts, nullptr, scale, inv, rule, &incomplete), "step record");
+}
+
 // ---- accumulation -------------------------------------------------------------------------
 
 struct AccCase {

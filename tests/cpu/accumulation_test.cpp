@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "kernels/window_scalars.h"
+#include "elementwise_checks.h"
 #include "mlp_helpers.h"
 
 namespace gradaccum::test {
@@ -354,6 +355,10 @@ TEST(Accumulation, TheWindowLossStaysAccurateOverManySamples) {
     EXPECT_NEAR(rep.loss_sum, want, 1e-6 * want) << optim::overflow_policy_name(policy);
     EXPECT_EQ(rep.loss, rep.loss_sum);
   }
+}
+
+TEST(WindowScalars, StepRecordHoldsWhatTheStepLeft) {
+  ew::check_step_record(Device::CPU);
 }
 
 TEST(WindowScalars, CountsAre64BitAndTheScaleIsComputedInDouble) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/window_scalars.h"
+#include "elementwise_checks.h"
 #include "mlp_helpers.h"
 
 namespace gradaccum::test {
@@ -181,6 +182,11 @@ TEST(BadInputGpu, NonFiniteTargetsInAnF32ModelAreNeverApplied) {
 }
 
 // The device's window counters: 64-bit, exact past 2^32 samples and elements.
+TEST(WindowScalarsCuda, StepRecordHoldsWhatTheStepLeft) {
+  GA_REQUIRE_CUDA();
+  ew::check_step_record(Device::CUDA);
+}
+
 TEST(BadInputGpu, DeviceCountsPast2To32AreExact) {
   GA_REQUIRE_CUDA();
   Storage counts = make_window_counts(Device::CUDA);
