@@ -45,27 +45,38 @@ const WindowCounts* counts_ptr(const Storage& s) {
   return static_cast<const WindowCounts*>(s.data());
 }
 
-}  // namespace
-
-Storage make_window_counts(Device device) {
-  Storage s(sizeof(WindowCounts), device);
+// A zeroed T (a plain struct) in the memory of `device`, and its host copy.
+template <typename T>
+Storage make_zeroed(Device device) {
+  Storage s(sizeof(T), device);
   if (device == Device::CPU) {
-    *counts_ptr(s) = WindowCounts{};
+    *static_cast<T*>(s.data()) = T{};
   } else {
     detail::cuda_zero(s.data(), s.bytes());
   }
   return s;
 }
 
-WindowCounts read_window_counts(const Storage& counts) {
-  check_counts(counts, "read_window_counts");
-  WindowCounts out;
-  if (counts.device() == Device::CPU) {
-    std::memcpy(&out, counts.data(), sizeof out);
+template <typename T>
+T read_struct(const Storage& s) {
+  T out;
+  if (s.device() == Device::CPU) {
+    std::memcpy(&out, s.data(), sizeof out);
   } else {
-    detail::cuda_copy(&out, counts.data(), sizeof out, detail::CopyKind::DeviceToHost);
+    detail::cuda_copy(&out, s.data(), sizeof out, detail::CopyKind::DeviceToHost);
   }
   return out;
+}
+
+}  // namespace
+
+Storage make_window_counts(Device device) {
+  return make_zeroed<WindowCounts>(device);
+}
+
+WindowCounts read_window_counts(const Storage& counts) {
+  check_counts(counts, "read_window_counts");
+  return read_struct<WindowCounts>(counts);
 }
 
 void reset_window_counts(Storage& counts) {
@@ -149,26 +160,14 @@ void window_grad_scale(const Storage& counts, WindowDivisor divisor, const Tenso
 }
 
 Storage make_window_step_record(Device device) {
-  Storage s(sizeof(WindowStepRecord), device);
-  if (device == Device::CPU) {
-    *static_cast<WindowStepRecord*>(s.data()) = WindowStepRecord{};
-  } else {
-    detail::cuda_zero(s.data(), s.bytes());
-  }
-  return s;
+  return make_zeroed<WindowStepRecord>(device);
 }
 
 WindowStepRecord read_window_step_record(const Storage& record) {
   GA_CHECK(record.data() != nullptr && record.bytes() == sizeof(WindowStepRecord),
            "read_window_step_record: expected a record of " << sizeof(WindowStepRecord)
                                                             << " bytes, got " << record.bytes());
-  WindowStepRecord out;
-  if (record.device() == Device::CPU) {
-    std::memcpy(&out, record.data(), sizeof out);
-  } else {
-    detail::cuda_copy(&out, record.data(), sizeof out, detail::CopyKind::DeviceToHost);
-  }
-  return out;
+  return read_struct<WindowStepRecord>(record);
 }
 
 void window_end_step(Storage& counts, const NonFiniteFlag* overflow, Tensor& loss_scale,
