@@ -1,5 +1,7 @@
 #include "flags.h"
 
+#include "core/cuda_device.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -106,6 +108,16 @@ int run_main(const char* program, const std::function<int()>& body) {
     std::fprintf(stderr, "%s: error: %s\n", program, e.what());
     return 1;
   }
+}
+
+Device device_flag(const Flags& f) {
+  const std::string device = f.choice("device", "auto", {"auto", "cpu", "cuda"});
+  if (device == "cuda" && !cuda_available()) {
+    throw FlagError(built_with_cuda()
+                        ? "--device cuda: no CUDA device is available"
+                        : "--device cuda: this build of gradaccum has no CUDA support");
+  }
+  return device == "cuda" || (device == "auto" && cuda_available()) ? Device::CUDA : Device::CPU;
 }
 
 }  // namespace gradaccum::tools

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace gradaccum::tools {
 
 class FlagError : public std::runtime_error {
@@ -40,6 +42,10 @@ class Flags {
   std::map<std::string, std::string> values_;
   std::set<std::string> switches_;
 };
+
+// --device auto|cpu|cuda (auto: CUDA when a device is present); cuda without a device, or in a
+// build without CUDA, is a FlagError saying which.
+Device device_flag(const Flags& f);
 
 // A program's main: runs `body`; a FlagError becomes "program: message" and exit 2, any other
 // exception "program: error: message" and exit 1 (one line on stderr, never a crash).

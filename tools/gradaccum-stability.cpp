@@ -65,14 +65,7 @@ Config parse(int argc, char** argv) {
     std::exit(0);
   }
   Config c;
-  const std::string device = f.choice("device", "auto", {"auto", "cpu", "cuda"});
-  if (device == "cuda" && !ga::cuda_available()) {
-    throw FlagError(ga::built_with_cuda()
-                        ? "--device cuda: no CUDA device is available"
-                        : "--device cuda: this build of gradaccum has no CUDA support");
-  }
-  c.device = (device == "cuda" || (device == "auto" && ga::cuda_available())) ? ga::Device::CUDA
-                                                                              : ga::Device::CPU;
+  c.device = ga::tools::device_flag(f);
   c.max_accum = f.integer("max-accum", c.max_accum, 1, std::int64_t{1} << 26);
   c.extra_accum = f.integer("extra-accum", c.extra_accum, 0, std::int64_t{1} << 30);
   c.csv = f.str("csv", "");

@@ -109,14 +109,7 @@ Config parse(int argc, char** argv) {
   }
   Config c;
   const std::int64_t kMax = std::int64_t{1} << 40;
-  const std::string device = f.choice("device", "auto", {"auto", "cpu", "cuda"});
-  if (device == "cuda" && !ga::cuda_available()) {
-    throw FlagError(ga::built_with_cuda()
-                        ? "--device cuda: no CUDA device is available"
-                        : "--device cuda: this build of gradaccum has no CUDA support");
-  }
-  c.device = (device == "cuda" || (device == "auto" && ga::cuda_available())) ? ga::Device::CUDA
-                                                                              : ga::Device::CPU;
+  c.device = ga::tools::device_flag(f);
   c.dtype = f.choice("dtype", "f32", {"f32", "f16"}) == "f16" ? ga::DType::f16 : ga::DType::f32;
   c.in = f.integer("in", c.in, 1, 1 << 20);
   c.hidden = f.integer("hidden", c.hidden, 1, 1 << 20);
