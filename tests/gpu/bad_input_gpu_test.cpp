@@ -1,6 +1,6 @@
-// Bad input on the CUDA device (the emulated one in CI): running out of device memory in the
-// middle of a window, non-finite data in an f32 model without loss scaling, and counts past
-// 2^32 in the device's window counters. The CPU side of each is in tests/cpu/bad_input_test.cpp.
+// Bad input on the CUDA device (the emulated one in CI): running out of device memory (in the
+// middle of a window, past a memory limit, while moving a model), non-finite data in an f32
+// model without loss scaling, and counts past 2^32 in the device's window counters. The CPU side of each is in tests/cpu/bad_input_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,12 +24,27 @@ using optim::SGDOptions;
 using optim::StepReport;
 using optim::WindowOptions;
 
-// A micro-batch whose activations cannot fit on any device (1 TiB) fails with an
-// OutOfMemoryError in the forward; the window keeps the micro-batches before it, takes the ones
-// after it, and steps exactly as if the failed one had never been tried. No memory is kept.
+// Sets a device memory limit for its scope; the previous one comes back whatever happens.
+class MemoryLimit {
+ public:
+  explicit MemoryLimit(std::size_t bytes) : previous_(cuda_memory_limit()) {
+    set_cuda_memory_limit(bytes);
+  }
+  ~MemoryLimit() { set_cuda_memory_limit(previous_); }
+  MemoryLimit(const MemoryLimit&) = delete;
+  MemoryLimit& operator=(const MemoryLimit&) = delete;
+
+ private:
+  std::size_t previous_;
+};
+
+// A micro-batch whose activations do not fit (a memory limit just above what the window and the
+// micro-batch's inputs hold) fails with an OutOfMemoryError in the forward; the window keeps the
+// micro-batches before it, takes the ones after it, and steps exactly as if the failed one had
+// never been tried. No memory is kept.
 TEST(BadInputGpu, OutOfMemoryMidWindowLeavesTheWindowIntact) {
   GA_REQUIRE_CUDA();
-  constexpr std::int64_t kHidden = std::int64_t{1} << 14, kHuge = std::int64_t{1} << 24;
+  constexpr std::int64_t kHidden = 64, kHuge = std::int64_t{1} << 14;
   auto make = [] {
     nn::Sequential m = make_mlp(1, kHidden, 1, 11);
     m.to(Device::CUDA);
@@ -51,6 +66,8 @@ TEST(BadInputGpu, OutOfMemoryMidWindowLeavesTheWindowIntact) {
   {
     Variable huge_x(Tensor::zeros({kHuge, 1}, DType::f32, Device::CUDA));
     Variable huge_y(Tensor::zeros({kHuge, 1}, DType::f32, Device::CUDA));
+    // 1 MiB more: a [kHuge, kHidden] activation (4 MiB) does not fit.
+    MemoryLimit limit(cuda_bytes_in_use() + (std::size_t{1} << 20));
     try {
       window.backward(mean(model(huge_x), huge_y));
       FAIL() << "a [" << kHuge << ", " << kHidden << "] activation was allocated";
@@ -76,28 +93,20 @@ TEST(BadInputGpu, OutOfMemoryMidWindowLeavesTheWindowIntact) {
           .applied);
 }
 
-Tensor with_value_at(const Tensor& t, std::size_t i, float value) {
-  auto v = t.to_vector();
-  v[i] = value;
-  return Tensor::from_vector(v, t.shape(), t.dtype(), t.device());
-}
-
-// f32, no loss scaling, both policies: a NaN or infinite target in the second micro-batch is
-// caught on the device (skip-step: the step is not applied; drop-micro-batch: that micro-batch
-// is dropped), never applied.
-// Sets a device memory limit for its scope; the previous one comes back whatever happens.
-class MemoryLimit {
- public:
-  explicit MemoryLimit(std::size_t bytes) : previous_(cuda_memory_limit()) {
-    set_cuda_memory_limit(bytes);
+// An allocation no device can hold (1 TiB): the runtime's own failure becomes OutOfMemoryError,
+// naming the bytes; nothing is counted.
+TEST(BadInputGpu, AnAllocationNoDeviceHoldsIsOutOfMemory) {
+  GA_REQUIRE_CUDA();
+  const std::size_t in_use = cuda_bytes_in_use();
+  try {
+    Tensor t = Tensor::empty({std::int64_t{1} << 38}, DType::f32, Device::CUDA);
+    ADD_FAILURE() << "a 1 TiB tensor was allocated";
+  } catch (const OutOfMemoryError& e) {
+    EXPECT_EQ(e.bytes(), std::size_t{1} << 40);
+    EXPECT_NE(std::string(e.what()).find("out of memory"), std::string::npos) << e.what();
   }
-  ~MemoryLimit() { set_cuda_memory_limit(previous_); }
-  MemoryLimit(const MemoryLimit&) = delete;
-  MemoryLimit& operator=(const MemoryLimit&) = delete;
-
- private:
-  std::size_t previous_;
-};
+  EXPECT_EQ(cuda_bytes_in_use(), in_use);
+}
 
 TEST(BadInputGpu, AMemoryLimitRefusesWhatWouldPassIt) {
   GA_REQUIRE_CUDA();
@@ -148,6 +157,15 @@ TEST(BadInputGpu, ModuleToThatRunsOutOfMemoryChangesNoParameter) {
   EXPECT_EQ(snapshot(model.parameters()), before) << "the values changed";
 }
 
+Tensor with_value_at(const Tensor& t, std::size_t i, float value) {
+  auto v = t.to_vector();
+  v[i] = value;
+  return Tensor::from_vector(v, t.shape(), t.dtype(), t.device());
+}
+
+// f32, no loss scaling, both policies: a NaN or infinite target in the second micro-batch is
+// caught on the device (skip-step: the step is not applied; drop-micro-batch: that micro-batch
+// is dropped), never applied.
 TEST(BadInputGpu, NonFiniteTargetsInAnF32ModelAreNeverApplied) {
   GA_REQUIRE_CUDA();
   constexpr std::int64_t kIn = 4, kHidden = 6, kOut = 2;
@@ -181,12 +199,12 @@ TEST(BadInputGpu, NonFiniteTargetsInAnF32ModelAreNeverApplied) {
   }
 }
 
-// The device's window counters: 64-bit, exact past 2^32 samples and elements.
 TEST(WindowScalarsCuda, StepRecordHoldsWhatTheStepLeft) {
   GA_REQUIRE_CUDA();
   ew::check_step_record(Device::CUDA);
 }
 
+// The device's window counters: 64-bit, exact past 2^32 samples and elements.
 TEST(BadInputGpu, DeviceCountsPast2To32AreExact) {
   GA_REQUIRE_CUDA();
   Storage counts = make_window_counts(Device::CUDA);
