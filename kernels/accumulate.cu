@@ -1,5 +1,5 @@
 // Accumulation on the device: vectorised (16-byte accesses, packs of 8 elements) grid-stride
-// kernels, one tensor per launch or (f32) up to kMultiTensors. The arithmetic is the CPU's
+// kernels, one tensor per launch or (f32) up to ew::kMaxSegments. The arithmetic is the CPU's
 // (kernels/accumulate.cpp), operation for operation.
 #include "core/launch.cuh"
 #include "kernels/accumulate.cuh"
@@ -142,40 +142,21 @@ __global__ void check_finite_kernel(const T* t, std::int64_t n, std::uint32_t* f
   if (bad) ew::raise_flag(flag);
 }
 
-// ---- several f32 tensors in one launch: blocks [begin[i], begin[i + 1]) serve tensor i ----
-
-struct Segments {
-  int count;
-  int begin[kMultiTensors + 1];
-  std::int64_t n[kMultiTensors];
-  bool vec[kMultiTensors];
-};
-
-// This block's tensor, and this thread's first pack and the stride within it.
-__device__ __forceinline__ int segment_of(const Segments& sg, std::int64_t& first,
-                                          std::int64_t& stride) {
-  const int block = static_cast<int>(blockIdx.x);
-  int i = 0;
-  while (block >= sg.begin[i + 1])
-    ++i;
-  first = static_cast<std::int64_t>(block - sg.begin[i]) * blockDim.x + threadIdx.x;
-  stride = static_cast<std::int64_t>(sg.begin[i + 1] - sg.begin[i]) * blockDim.x;
-  return i;
-}
+// ---- several f32 tensors in one launch (ew::Segments) ----
 
 struct MultiAccumulateArgs {
-  Segments sg;
-  float* acc[kMultiTensors];
-  float* comp[kMultiTensors];  // all null, or all set (Kahan)
-  const float* g[kMultiTensors];
-  bool scaled[kMultiTensors];  // the scale applies to tensor i
+  ew::Segments sg;
+  float* acc[ew::kMaxSegments];
+  float* comp[ew::kMaxSegments];  // null: no Kahan for that tensor
+  const float* g[ew::kMaxSegments];
+  bool scaled[ew::kMaxSegments];  // the scale applies to tensor i
 };
 
 __global__ void accumulate_multi_kernel(MultiAccumulateArgs a, const float* scale,
                                         std::uint32_t* nonfinite, const std::uint32_t* skip_if) {
   if (ew::skipped(skip_if)) return;
   std::int64_t first = 0, stride = 0;
-  const int i = segment_of(a.sg, first, stride);
+  const int i = ew::segment_of(a.sg, first, stride);
   const bool scaled = scale != nullptr && a.scaled[i];  // read once, as above
   const float s = scaled ? *scale : 1.0f;
   bool bad = false;
@@ -188,24 +169,16 @@ __global__ void accumulate_multi_kernel(MultiAccumulateArgs a, const float* scal
 }
 
 struct MultiCheckArgs {
-  Segments sg;
-  const float* t[kMultiTensors];
+  ew::Segments sg;
+  const float* t[ew::kMaxSegments];
 };
 
 __global__ void check_finite_multi_kernel(MultiCheckArgs a, std::uint32_t* flag) {
   std::int64_t first = 0, stride = 0;
-  const int i = segment_of(a.sg, first, stride);
+  const int i = ew::segment_of(a.sg, first, stride);
   bool bad = false;
   check_range(a.t[i], a.sg.n[i], a.sg.vec[i], first, stride, bad);
   if (bad) ew::raise_flag(flag);
-}
-
-// Appends tensor i of n elements to the segments (its blocks: what the one-tensor launch uses).
-void add_segment(Segments& sg, std::int64_t n, bool vec) {
-  const int i = sg.count++;
-  sg.n[i] = n;
-  sg.vec[i] = vec;
-  sg.begin[i + 1] = sg.begin[i] + static_cast<int>(ew::grid_for_elements(n).x);
 }
 
 template <typename A, typename G>
@@ -234,9 +207,9 @@ void launch_check_finite(const T* t, std::int64_t n, std::uint32_t* flag) {
 }  // namespace
 
 void accumulate_multi_f32(const MultiEntry* entries, int count, const AccumulateFlags& f) {
-  for (int base = 0; base < count; base += kMultiTensors) {
+  for (int base = 0; base < count; base += ew::kMaxSegments) {
     MultiAccumulateArgs a{};
-    for (int j = base; j < count && j < base + kMultiTensors; ++j) {
+    for (int j = base; j < count && j < base + ew::kMaxSegments; ++j) {
       const MultiEntry& e = entries[j];
       if (e.n == 0) continue;
       const int i = a.sg.count;
@@ -244,7 +217,8 @@ void accumulate_multi_f32(const MultiEntry* entries, int count, const Accumulate
       a.comp[i] = e.comp;
       a.g[i] = e.g;
       a.scaled[i] = e.scaled;
-      add_segment(a.sg, e.n, ew::aligned16(e.acc) && ew::aligned16(e.comp) && ew::aligned16(e.g));
+      ew::add_segment(a.sg, e.n,
+                      ew::aligned16(e.acc) && ew::aligned16(e.comp) && ew::aligned16(e.g));
     }
     if (a.sg.count == 0) continue;
     GA_LAUNCH(accumulate_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
@@ -255,12 +229,12 @@ void accumulate_multi_f32(const MultiEntry* entries, int count, const Accumulate
 
 void check_finite_multi_f32(const float* const* tensors, const std::int64_t* n, int count,
                             std::uint32_t* flag) {
-  for (int base = 0; base < count; base += kMultiTensors) {
+  for (int base = 0; base < count; base += ew::kMaxSegments) {
     MultiCheckArgs a{};
-    for (int j = base; j < count && j < base + kMultiTensors; ++j) {
+    for (int j = base; j < count && j < base + ew::kMaxSegments; ++j) {
       if (n[j] == 0) continue;
       a.t[a.sg.count] = tensors[j];
-      add_segment(a.sg, n[j], ew::aligned16(tensors[j]));
+      ew::add_segment(a.sg, n[j], ew::aligned16(tensors[j]));
     }
     if (a.sg.count == 0) continue;
     GA_LAUNCH(check_finite_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),

@@ -24,9 +24,8 @@ void accumulate_kahan_f32(float* acc, float* comp, const float* g, std::int64_t 
 void accumulate_kahan_f16(float* acc, float* comp, const std::uint16_t* g, std::int64_t n,
                           const AccumulateFlags& f);
 
-// Several f32 tensors, one launch per kMultiTensors of them; each element exactly as the
-// one-tensor kernels compute it. comp: all null, or all set (Kahan).
-constexpr int kMultiTensors = 8;
+// Several f32 tensors, one launch per eight of them; each element exactly as the one-tensor
+// kernels compute it. comp: null or set, per entry (Kahan).
 struct MultiEntry {
   float* acc;
   float* comp;

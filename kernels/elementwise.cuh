@@ -32,6 +32,38 @@ inline dim3 grid_for_elements(std::int64_t n) {
   return grid_for((n + kPack - 1) / kPack);
 }
 
+// ---- several tensors in one launch ----
+// Up to kMaxSegments tensors share a grid: blocks [begin[i], begin[i + 1]) serve tensor i, as
+// many as its own launch would have, each thread striding over that tensor alone.
+constexpr int kMaxSegments = 8;
+
+struct Segments {
+  int count = 0;
+  int begin[kMaxSegments + 1] = {};
+  std::int64_t n[kMaxSegments] = {};
+  bool vec[kMaxSegments] = {};
+};
+
+// Appends a tensor of n elements (vec: its 16-byte path is possible); the grid is begin[count].
+inline void add_segment(Segments& sg, std::int64_t n, bool vec) {
+  const int i = sg.count++;
+  sg.n[i] = n;
+  sg.vec[i] = vec;
+  sg.begin[i + 1] = sg.begin[i] + static_cast<int>(grid_for_elements(n).x);
+}
+
+// This block's tensor, and this thread's first pack and the stride within it.
+__device__ __forceinline__ int segment_of(const Segments& sg, std::int64_t& first,
+                                          std::int64_t& stride) {
+  const int block = static_cast<int>(blockIdx.x);
+  int i = 0;
+  while (block >= sg.begin[i + 1])
+    ++i;
+  first = static_cast<std::int64_t>(block - sg.begin[i]) * blockDim.x + threadIdx.x;
+  stride = static_cast<std::int64_t>(sg.begin[i + 1] - sg.begin[i]) * blockDim.x;
+  return i;
+}
+
 // True when p is null or 16-byte aligned (the vectorised path needs every pointer aligned).
 inline bool aligned16(const void* p) {
   return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;

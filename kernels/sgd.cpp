@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "core/half.h"
 #include "kernels/elementwise_cpu.h"
@@ -79,11 +80,8 @@ void check_hyper(const char* op, const SgdHyper& h) {
               << h.momentum << ", dampening " << h.dampening);
 }
 
-}  // namespace
-
-void sgd_update(const SgdUpdateArgs& args, const SgdHyper& hyper) {
-  constexpr const char* op = "sgd_update";
-  check_hyper(op, hyper);
+// Validates one update; throws naming the argument and what was expected.
+void check_update(const char* op, const SgdUpdateArgs& args, const SgdHyper& hyper) {
   GA_CHECK(args.param != nullptr, op << ": param is required");
   GA_CHECK(args.grad != nullptr, op << ": grad is required");
   const Tensor& param = *args.param;
@@ -103,8 +101,7 @@ void sgd_update(const SgdUpdateArgs& args, const SgdHyper& hyper) {
   if (args.grad_scale != nullptr) {
     detail::check_scalar_f32(op, *args.grad_scale, "grad_scale", param, "param");
   }
-  const bool momentum = hyper.momentum != 0.0f;
-  if (momentum) {
+  if (hyper.momentum != 0.0f) {
     GA_CHECK(args.momentum_buf != nullptr,
              op << ": momentum " << hyper.momentum << " needs a momentum_buf, got none");
     detail::check_defined(op, *args.momentum_buf, "momentum_buf");
@@ -123,51 +120,95 @@ void sgd_update(const SgdUpdateArgs& args, const SgdHyper& hyper) {
              op << ": expected the skip_if flag on " << device_name(param.device())
                 << " (the device of param), got a flag on " << device_name(args.skip_if->device()));
   }
-  const Hyper h = to_hyper(hyper);
-  const std::int64_t n = param.numel();
-  float* buf = momentum ? args.momentum_buf->data<float>() : nullptr;
-  std::uint16_t* f16 = args.param_f16 != nullptr ? args.param_f16->data<std::uint16_t>() : nullptr;
-  const float* comp = args.grad_comp != nullptr ? args.grad_comp->data<float>() : nullptr;
-  const float* scale = args.grad_scale != nullptr ? args.grad_scale->data<float>() : nullptr;
-  if (param.device() == Device::CPU) {
-    if (args.skip_if != nullptr && *args.skip_if->word() != 0u) return;
-    const SgdCpu body{args.param->data<float>(),
-                      grad.data<float>(),
-                      comp,
-                      scale != nullptr ? *scale : 1.0f,
-                      scale != nullptr,
-                      buf,
-                      f16,
-                      args.first_step,
-                      h};
-    detail::parallel_chunks(n, [&body](std::int64_t b, std::int64_t e) {
-      body(b, e);
-      return false;
-    });
-    return;
-  }
+}
+
+const float* data_or_null(const Tensor* t) {
+  return t != nullptr ? t->data<float>() : nullptr;
+}
+
+void update_cpu(const SgdUpdateArgs& args, const Hyper& h) {
+  if (args.skip_if != nullptr && *args.skip_if->word() != 0u) return;
+  const float* scale = data_or_null(args.grad_scale);
+  const SgdCpu body{args.param->data<float>(),
+                    args.grad->data<float>(),
+                    data_or_null(args.grad_comp),
+                    scale != nullptr ? *scale : 1.0f,
+                    scale != nullptr,
+                    h.momentum != 0.0f ? args.momentum_buf->data<float>() : nullptr,
+                    args.param_f16 != nullptr ? args.param_f16->data<std::uint16_t>() : nullptr,
+                    args.first_step,
+                    h};
+  detail::parallel_chunks(args.param->numel(), [&body](std::int64_t b, std::int64_t e) {
+    body(b, e);
+    return false;
+  });
+}
+
 #if GRADACCUM_WITH_CUDA
+cuda::SgdPointers device_pointers(const SgdUpdateArgs& args, const Hyper& h) {
   cuda::SgdPointers p;
   p.param = args.param->data<float>();
-  p.grad = grad.data<float>();
-  p.grad_comp = comp;
-  p.grad_scale = scale;
-  p.momentum_buf = buf;
-  p.param_f16 = f16;
+  p.grad = args.grad->data<float>();
+  p.grad_comp = data_or_null(args.grad_comp);
+  p.grad_scale = data_or_null(args.grad_scale);
+  p.momentum_buf = h.momentum != 0.0f ? args.momentum_buf->data<float>() : nullptr;
+  p.param_f16 = args.param_f16 != nullptr ? args.param_f16->data<std::uint16_t>() : nullptr;
   p.skip_if = args.skip_if != nullptr ? args.skip_if->word() : nullptr;
-  p.n = n;
+  p.n = args.param->numel();
   p.first_step = args.first_step;
+  return p;
+}
+
+cuda::SgdKernelHyper kernel_hyper(const Hyper& h) {
   cuda::SgdKernelHyper kh;
   kh.neg_lr = h.neg_lr;
   kh.momentum = h.momentum;
   kh.damp_alpha = h.damp_alpha;
   kh.weight_decay = h.weight_decay;
   kh.nesterov = h.nesterov;
-  cuda::sgd_update(p, kh);
-#else
-  GA_FAIL(op << ": " << param.str() << " is on the CUDA device, but gradaccum was built without "
-             << "CUDA");
+  return kh;
+}
 #endif
+
+}  // namespace
+
+void sgd_update(const SgdUpdateArgs& args, const SgdHyper& hyper) {
+  constexpr const char* op = "sgd_update";
+  check_hyper(op, hyper);
+  check_update(op, args, hyper);
+  const Hyper h = to_hyper(hyper);
+  if (args.param->device() == Device::CPU) {
+    update_cpu(args, h);
+    return;
+  }
+#if GRADACCUM_WITH_CUDA
+  cuda::sgd_update(device_pointers(args, h), kernel_hyper(h));
+#else
+  GA_FAIL(op << ": " << args.param->str() << " is on the CUDA device, but gradaccum was built "
+             << "without CUDA");
+#endif
+}
+
+void sgd_update(const std::vector<SgdUpdateArgs>& updates, const SgdHyper& hyper) {
+  constexpr const char* op = "sgd_update (several parameters)";
+  check_hyper(op, hyper);
+  bool cuda = !updates.empty();
+  for (const SgdUpdateArgs& a : updates) {
+    check_update(op, a, hyper);
+    cuda = cuda && a.param->device() == Device::CUDA;
+  }
+  const Hyper h = to_hyper(hyper);
+#if GRADACCUM_WITH_CUDA
+  if (cuda) {
+    std::vector<cuda::SgdPointers> ptrs;
+    for (const SgdUpdateArgs& a : updates)
+      ptrs.push_back(device_pointers(a, h));
+    cuda::sgd_update_multi(ptrs.data(), static_cast<int>(ptrs.size()), kernel_hyper(h));
+    return;
+  }
+#endif
+  for (const SgdUpdateArgs& a : updates)
+    sgd_update(a, hyper);
 }
 
 }  // namespace gradaccum

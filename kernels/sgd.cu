@@ -1,4 +1,5 @@
-// The fused SGD update on the device: one vectorised grid-stride pass over each parameter. The
+// The fused SGD update on the device: one vectorised grid-stride pass over each parameter, one
+// launch per parameter or per eight of them. The
 // arithmetic is the CPU's (kernels/sgd.cpp), operation for operation, with no fused
 // multiply-adds (the build uses -fmad=false), so CUDA and CPU agree bit for bit.
 #include "core/launch.cuh"
@@ -33,13 +34,13 @@ __device__ __forceinline__ void sgd_element(float& p, float grad, const float* c
   p = p + h.neg_lr * g;
 }
 
-__global__ void sgd_kernel(SgdPointers a, SgdKernelHyper h, bool vec) {
-  if (ew::skipped(a.skip_if)) return;
+// The elements of one parameter this thread owns: packs first, first + stride, ..., then the
+// tail. Shared by the one-tensor and the several-tensor kernels.
+__device__ __forceinline__ void sgd_range(const SgdPointers& a, const SgdKernelHyper& h, bool vec,
+                                          std::int64_t first, std::int64_t stride) {
   const bool scaled = a.grad_scale != nullptr;
   const float scale = scaled ? *a.grad_scale : 1.0f;
   const bool momentum = h.momentum != 0.0f;
-  const std::int64_t first = ew::global_thread();
-  const std::int64_t stride = ew::grid_threads();
   const std::int64_t packs = vec ? a.n / kPack : 0;
   for (std::int64_t i = first; i < packs; i += stride) {
     Pack<float> p = ew::load_pack(static_cast<const float*>(a.param), i);
@@ -73,15 +74,48 @@ __global__ void sgd_kernel(SgdPointers a, SgdKernelHyper h, bool vec) {
   }
 }
 
+__global__ void sgd_kernel(SgdPointers a, SgdKernelHyper h, bool vec) {
+  if (ew::skipped(a.skip_if)) return;
+  sgd_range(a, h, vec, ew::global_thread(), ew::grid_threads());
+}
+
+struct MultiSgdArgs {
+  ew::Segments sg;
+  SgdPointers t[ew::kMaxSegments];
+};
+
+__global__ void sgd_multi_kernel(MultiSgdArgs a, SgdKernelHyper h) {
+  std::int64_t first = 0, stride = 0;
+  const int i = ew::segment_of(a.sg, first, stride);
+  if (ew::skipped(a.t[i].skip_if)) return;
+  sgd_range(a.t[i], h, a.sg.vec[i], first, stride);
+}
+
+bool vectorisable(const SgdPointers& p) {
+  return ew::aligned16(p.param) && ew::aligned16(p.grad) && ew::aligned16(p.grad_comp) &&
+         ew::aligned16(p.momentum_buf) && ew::aligned16(p.param_f16);
+}
+
 }  // namespace
 
 void sgd_update(const SgdPointers& ptrs, const SgdKernelHyper& hyper) {
   if (ptrs.n == 0) return;
-  const bool vec = ew::aligned16(ptrs.param) && ew::aligned16(ptrs.grad) &&
-                   ew::aligned16(ptrs.grad_comp) && ew::aligned16(ptrs.momentum_buf) &&
-                   ew::aligned16(ptrs.param_f16);
   GA_LAUNCH(sgd_kernel, ew::grid_for_elements(ptrs.n), dim3(ew::kBlock), 0,
-            ::gradaccum::current_stream(), ptrs, hyper, vec);
+            ::gradaccum::current_stream(), ptrs, hyper, vectorisable(ptrs));
+}
+
+void sgd_update_multi(const SgdPointers* ptrs, int count, const SgdKernelHyper& hyper) {
+  for (int base = 0; base < count; base += ew::kMaxSegments) {
+    MultiSgdArgs a{};
+    for (int j = base; j < count && j < base + ew::kMaxSegments; ++j) {
+      if (ptrs[j].n == 0) continue;
+      a.t[a.sg.count] = ptrs[j];
+      ew::add_segment(a.sg, ptrs[j].n, vectorisable(ptrs[j]));
+    }
+    if (a.sg.count == 0) continue;
+    GA_LAUNCH(sgd_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
+              dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a, hyper);
+  }
 }
 
 }  // namespace gradaccum::cuda

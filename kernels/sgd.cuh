@@ -1,5 +1,5 @@
 // CUDA launcher of the fused SGD update (kernels/sgd.cu). Plain C++ types; optional pointers
-// may be null. Default stream.
+// may be null. The current stream.
 #pragma once
 
 #include <cstdint>
@@ -28,5 +28,7 @@ struct SgdKernelHyper {
 };
 
 void sgd_update(const SgdPointers& ptrs, const SgdKernelHyper& hyper);
+// Several parameters, one launch per eight; each element exactly as sgd_update computes it.
+void sgd_update_multi(const SgdPointers* ptrs, int count, const SgdKernelHyper& hyper);
 
 }  // namespace gradaccum::cuda

@@ -1,5 +1,7 @@
 #include "optim/sgd.h"
 
+#include <vector>
+
 #include <cmath>
 
 #include "kernels/sgd.h"
@@ -77,6 +79,7 @@ void SGD::update(const Tensor& grad_scale, const NonFiniteFlag* skip,
   h.dampening = static_cast<float>(options_.dampening());
   h.weight_decay = static_cast<float>(options_.weight_decay());
   h.nesterov = options_.nesterov();
+  std::vector<SgdUpdateArgs> updates;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Variable& p = params_[i];
     GA_CHECK(p.device() == grad_scale.device(),
@@ -97,8 +100,9 @@ void SGD::update(const Tensor& grad_scale, const NonFiniteFlag* skip,
     a.first_step = first_step_;
     a.param_f16 = master_[i].defined() ? &p.value() : nullptr;
     a.skip_if = skip;
-    sgd_update(a, h);
+    updates.push_back(a);
   }
+  sgd_update(updates, h);  // one launch on CUDA
 }
 
 StepReport SGD::step(AccumulationWindow& window) {

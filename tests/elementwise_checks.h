@@ -905,6 +905,66 @@ inline SgdResult check_sgd(Device dev, const Shape& s, const SgdCase& c, std::ui
 
 // A raised skip_if flag leaves parameter, momentum buffer and f16 copy untouched; cleared, the
 // same call updates.
+// sgd_update(updates) equals, bit for bit, one sgd_update per parameter: eleven parameters (two
+// launches on CUDA) of sizes 0 to 100003, Kahan compensation and an f16 copy on some, two steps
+// (the first initialises the momentum); a bad last update is rejected before any is applied.
+inline void check_sgd_many(Device dev, std::uint64_t seed) {
+  const std::vector<std::int64_t> sizes = {5, 0, 4096, 100003, 3, 9, 17, 1, 2, 64, 777};
+  struct Param {
+    Tensor p, g, comp, buf, f16;
+  };
+  auto make = [&] {
+    std::vector<Param> ps;
+    std::uint64_t k = seed;
+    for (std::int64_t n : sizes) {
+      ps.push_back({random_tensor({n}, ++k, DType::f32, dev),
+                    random_tensor({n}, ++k, DType::f32, dev),
+                    random_tensor({n}, ++k, DType::f32, dev, -1e-6f, 1e-6f),
+                    Tensor::zeros({n}, DType::f32, dev), Tensor::zeros({n}, DType::f16, dev)});
+    }
+    return ps;
+  };
+  std::vector<Param> many = make(), one = make();
+  const Tensor scale = scalar(0.125f, dev);
+  SgdHyper h;
+  h.lr = 0.05f;
+  h.momentum = 0.9f;
+  h.weight_decay = 1e-3f;
+  h.nesterov = true;
+  auto updates_of = [&](std::vector<Param>& ps, bool first) {
+    std::vector<SgdUpdateArgs> u;
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      SgdUpdateArgs a;
+      a.param = &ps[i].p;
+      a.grad = &ps[i].g;
+      a.grad_comp = i % 3 == 0 ? &ps[i].comp : nullptr;
+      a.grad_scale = &scale;
+      a.momentum_buf = &ps[i].buf;
+      a.param_f16 = i % 2 == 0 ? &ps[i].f16 : nullptr;
+      a.first_step = first;
+      u.push_back(a);
+    }
+    return u;
+  };
+  for (bool first : {true, false}) {
+    sgd_update(updates_of(many, first), h);
+    for (const SgdUpdateArgs& a : updates_of(one, first))
+      sgd_update(a, h);
+  }
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const std::string at = " of parameter " + std::to_string(i);
+    expect_same_bits(many[i].p, one[i].p, "param" + at);
+    expect_same_bits(many[i].buf, one[i].buf, "momentum" + at);
+    expect_same_bits(many[i].f16, one[i].f16, "f16 copy" + at);
+  }
+  std::vector<SgdUpdateArgs> bad = updates_of(many, false);
+  const Tensor wrong = Tensor::zeros({7}, DType::f32, dev);
+  bad.back().grad = &wrong;
+  const Tensor before = many.front().p.clone();
+  GA_EXPECT_ERROR(sgd_update(bad, h), "shape");
+  expect_same_bits(many.front().p, before, "the first parameter after a rejected call");
+}
+
 inline void check_sgd_skip_if(Device dev) {
   const Shape s{1000};
   Tensor p = random_tensor(s, 1, DType::f32, dev);

@@ -74,6 +74,10 @@ TEST(Sgd, HandComputedPytorchSteps) {
   }
 }
 
+TEST(Sgd, SeveralParametersAtOnceEqualOneAtATime) {
+  test::ew::check_sgd_many(Device::CPU, 800);
+}
+
 TEST(Sgd, NoFusedMultiplyAdd) {
   // p + (-lr) * g with the product rounded first: for lr = 1 - 2^-23 ... choose values where an
   // FMA would differ: p = 1, g = 1 + 2^-23, lr = 1 - 2^-23: lr * g = 1 - 2^-46 exactly, which

@@ -31,6 +31,11 @@ TEST(SgdCuda, GridStrideCoversLargeTensors) {
   test::ew::check_sgd(Device::CUDA, {(std::int64_t{1} << 21) + 9}, test::ew::sgd_cases()[3], 1);
 }
 
+TEST(SgdCuda, SeveralParametersAtOnceEqualOneAtATime) {
+  GA_REQUIRE_CUDA();
+  test::ew::check_sgd_many(Device::CUDA, 800);
+}
+
 TEST(SgdCuda, NoFusedMultiplyAdd) {
   GA_REQUIRE_CUDA();
   Tensor p = Tensor::full({1}, 1.0f, DType::f32, Device::CUDA);
