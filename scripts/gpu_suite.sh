@@ -68,11 +68,17 @@ preset=${GRADACCUM_SUITE_PRESET:-cuda}  # another (default) only to try the scri
 deadline=$((SECONDS + budget))
 declare -a table
 row() { table+=("$(printf '%-30s %-7s %s' "$1" "$2" "$3")"); }
+# The table, last; the exit status is 1 when any row did not pass.
 finish() {
+  local status=$? r
   echo
   echo "== summary ($((SECONDS)) s of a ${budget} s budget) =="
   printf '%s\n' "${table[@]}" | tee "$out/summary.txt"
   tar -czf "$dest/gpu_suite_files.tar.gz" -C "$out/.." files
+  for r in "${table[@]}"; do
+    [[ $r =~ \ (FAIL|TIMEOUT)\  ]] && status=1
+  done
+  exit "$status"
 }
 trap finish EXIT
 # Seconds a step may take: its cap, or what is left before the deadline less a reserve for the
