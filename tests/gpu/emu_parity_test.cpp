@@ -7,8 +7,12 @@
 // Two kinds of case:
 //   Bits:  the algorithm is fixed operation by operation (the fp32 hand-written GEMM's fma chains,
 //          the elementwise kernels, deterministic mode): any difference is a bug.
-//   Close: the fp16 tensor-core GEMM (the rounding inside an MMA is the hardware's) and what is
-//          built on it: |got - emu| <= 2^-10·|emu| (one f16 rounding) + 1e-5·max|emu|.
+//   Close: the fp16 tensor-core GEMM (the rounding inside an MMA is the hardware's):
+//          |got - emu| <= 2^-10·|emu| (one f16 rounding) + 1e-5·max|emu|.
+//   Trained: parameters after training windows built on that GEMM, where an L1 gradient whose
+//          prediction and target nearly tie may take the other sign (each such flip moves a
+//          weight by ~lr·2/elements, ~1e-4 here): 2^-10·|emu| + 5e-3·max|emu|, ten times that,
+//          far below what a wrong step gives (~lr = 5e-2).
 // Each test records the largest difference in units in the last place (property max_ulp), and
 // prints it, for the GPU suite's log.
 #include <gtest/gtest.h>
@@ -38,7 +42,7 @@
 namespace gradaccum::test {
 namespace {
 
-enum class Match { Bits, Close };
+enum class Match { Bits, Close, Trained };
 
 using Outputs = std::vector<std::pair<std::string, Tensor>>;
 
@@ -221,7 +225,7 @@ std::vector<ParityCase> parity_cases() {
       {"sgd_update", Match::Bits, sgd_case},
       {"train_f32_deterministic", Match::Bits,
        [] { return training_case(DType::f32, true, optim::WindowOptions()); }},
-      {"train_f16_dynamic_scale", Match::Close,
+      {"train_f16_dynamic_scale", Match::Trained,
        [=] { return training_case(DType::f16, false, dynamic_drop); }},
   };
 }
@@ -257,9 +261,10 @@ void expect_matches(const std::string& what, const Tensor& got, const Tensor& em
     const auto k = static_cast<std::size_t>(i);
     const std::int64_t ulp = std::llabs(ordinal(got, i) - ordinal(emu, i));
     *max_ulp = std::max(*max_ulp, ulp);
-    const bool ok = match == Match::Bits ? ulp == 0
-                                         : std::fabs(g[k] - e[k]) <=
-                                               std::ldexp(std::fabs(e[k]), -10) + 1e-5f * scale;
+    const float floor = (match == Match::Trained ? 5e-3f : 1e-5f) * scale;
+    const bool ok = match == Match::Bits
+                        ? ulp == 0
+                        : std::fabs(g[k] - e[k]) <= std::ldexp(std::fabs(e[k]), -10) + floor;
     if (!ok && reported++ < 5) {
       ADD_FAILURE() << what << "[" << i << "]: got " << g[k] << ", the emulator gave " << e[k]
                     << " (" << ulp << " ulp apart; "
@@ -292,9 +297,11 @@ TEST_P(EmuParity, MatchesTheEmulator) {
     expect_matches(c.name + "." + name, t, emu, c.match, &max_ulp);
   }
   RecordProperty("max_ulp", std::to_string(max_ulp));
-  std::printf("emu parity: %-26s %-5s max %lld ulp on %s\n", c.name.c_str(),
-              c.match == Match::Bits ? "bits" : "close", static_cast<long long>(max_ulp),
-              cuda_device_name().c_str());
+  const char* kind = c.match == Match::Bits    ? "bits"
+                     : c.match == Match::Close ? "close"
+                                               : "trained";
+  std::printf("emu parity: %-26s %-7s max %lld ulp on %s\n", c.name.c_str(), kind,
+              static_cast<long long>(max_ulp), cuda_device_name().c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, EmuParity, ::testing::ValuesIn(parity_cases()),
