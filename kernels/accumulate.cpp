@@ -5,6 +5,7 @@
 
 #include "core/half.h"
 #include "kernels/elementwise_cpu.h"
+#include "kernels/gemm_problem.h"
 
 #if GRADACCUM_WITH_CUDA
 #include "kernels/accumulate.cuh"
@@ -66,12 +67,8 @@ bool add_kahan(float* acc, float* comp, const G* g, std::int64_t n, const float*
   return detail::parallel_chunks(n, [=](std::int64_t b, std::int64_t e) {
     bool bad = false;
     for (std::int64_t i = b; i < e; ++i) {
-      const float x = scaled ? to_f32(g[i]) * s : to_f32(g[i]);
-      const float y = x + comp[i];
-      const float t = acc[i] + y;
-      comp[i] = y - (t - acc[i]);
-      acc[i] = t;
-      bad |= !detail::is_finite(t);
+      kahan_add(acc[i], comp[i], scaled ? to_f32(g[i]) * s : to_f32(g[i]));
+      bad |= !detail::is_finite(acc[i]);
     }
     return bad;
   });
@@ -97,12 +94,18 @@ void accumulate_cpu(Tensor& acc, const Tensor& g, const AccumulateOptions& o) {
 }
 
 #if GRADACCUM_WITH_CUDA
-void accumulate_cuda(Tensor& acc, const Tensor& g, const AccumulateOptions& o) {
-  const std::int64_t n = acc.numel();
+// The options' scale and flags as device pointers.
+cuda::AccumulateFlags flags_of(const AccumulateOptions& o) {
   cuda::AccumulateFlags f;
   f.scale = o.scale != nullptr ? o.scale->data<float>() : nullptr;
   f.nonfinite = o.nonfinite != nullptr ? o.nonfinite->word() : nullptr;
   f.skip_if = o.skip_if != nullptr ? o.skip_if->word() : nullptr;
+  return f;
+}
+
+void accumulate_cuda(Tensor& acc, const Tensor& g, const AccumulateOptions& o) {
+  const std::int64_t n = acc.numel();
+  const cuda::AccumulateFlags f = flags_of(o);
   if (o.compensation != nullptr) {
     float* comp = o.compensation->data<float>();
     if (g.dtype() == DType::f32) {
@@ -247,11 +250,7 @@ void accumulate(const std::vector<AccumulateTarget>& targets, const AccumulateOp
                          t.compensation != nullptr ? t.compensation->data<float>() : nullptr,
                          t.g->data<float>(), t.acc->numel(), t.apply_scale});
     }
-    cuda::AccumulateFlags f;
-    f.scale = options.scale != nullptr ? options.scale->data<float>() : nullptr;
-    f.nonfinite = options.nonfinite != nullptr ? options.nonfinite->word() : nullptr;
-    f.skip_if = options.skip_if != nullptr ? options.skip_if->word() : nullptr;
-    cuda::accumulate_multi_f32(entries.data(), static_cast<int>(entries.size()), f);
+    cuda::accumulate_multi_f32(entries.data(), static_cast<int>(entries.size()), flags_of(options));
     return;
   }
 #endif

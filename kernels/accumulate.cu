@@ -42,12 +42,8 @@ __device__ __forceinline__ __half add_scaled(__half acc, __half g, bool scaled, 
 // Kahan step with comp = what acc is missing (the sum is ~ acc + comp).
 __device__ __forceinline__ void kahan_add(float& acc, float& comp, float g, bool scaled, float s,
                                           bool& bad) {
-  const float x = scaled ? g * s : g;
-  const float y = x + comp;
-  const float t = acc + y;
-  comp = y - (t - acc);
-  acc = t;
-  bad |= !ew::finite_f32(t);
+  ew::kahan_add(acc, comp, scaled ? g * s : g);
+  bad |= !ew::finite_f32(acc);
 }
 
 // The loops of one tensor, for the elements this thread owns: packs first..packs-1 step stride,
@@ -207,39 +203,38 @@ void launch_check_finite(const T* t, std::int64_t n, std::uint32_t* flag) {
 }  // namespace
 
 void accumulate_multi_f32(const MultiEntry* entries, int count, const AccumulateFlags& f) {
-  for (int base = 0; base < count; base += ew::kMaxSegments) {
-    MultiAccumulateArgs a{};
-    for (int j = base; j < count && j < base + ew::kMaxSegments; ++j) {
-      const MultiEntry& e = entries[j];
-      if (e.n == 0) continue;
-      const int i = a.sg.count;
-      a.acc[i] = e.acc;
-      a.comp[i] = e.comp;
-      a.g[i] = e.g;
-      a.scaled[i] = e.scaled;
-      ew::add_segment(a.sg, e.n,
-                      ew::aligned16(e.acc) && ew::aligned16(e.comp) && ew::aligned16(e.g));
-    }
-    if (a.sg.count == 0) continue;
-    GA_LAUNCH(accumulate_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
-              dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a, f.scale, f.nonfinite,
-              f.skip_if);
-  }
+  ew::launch_in_groups<MultiAccumulateArgs>(
+      count,
+      [&](MultiAccumulateArgs& a, int j) {
+        const MultiEntry& e = entries[j];
+        if (e.n == 0) return;
+        const int i = a.sg.count;
+        a.acc[i] = e.acc;
+        a.comp[i] = e.comp;
+        a.g[i] = e.g;
+        a.scaled[i] = e.scaled;
+        ew::add_segment(a.sg, e.n,
+                        ew::aligned16(e.acc) && ew::aligned16(e.comp) && ew::aligned16(e.g));
+      },
+      [&](const MultiAccumulateArgs& a, dim3 grid) {
+        GA_LAUNCH(accumulate_multi_kernel, grid, dim3(ew::kBlock), 0, ::gradaccum::current_stream(),
+                  a, f.scale, f.nonfinite, f.skip_if);
+      });
 }
 
 void check_finite_multi_f32(const float* const* tensors, const std::int64_t* n, int count,
                             std::uint32_t* flag) {
-  for (int base = 0; base < count; base += ew::kMaxSegments) {
-    MultiCheckArgs a{};
-    for (int j = base; j < count && j < base + ew::kMaxSegments; ++j) {
-      if (n[j] == 0) continue;
-      a.t[a.sg.count] = tensors[j];
-      ew::add_segment(a.sg, n[j], ew::aligned16(tensors[j]));
-    }
-    if (a.sg.count == 0) continue;
-    GA_LAUNCH(check_finite_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
-              dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a, flag);
-  }
+  ew::launch_in_groups<MultiCheckArgs>(
+      count,
+      [&](MultiCheckArgs& a, int j) {
+        if (n[j] == 0) return;
+        a.t[a.sg.count] = tensors[j];
+        ew::add_segment(a.sg, n[j], ew::aligned16(tensors[j]));
+      },
+      [&](const MultiCheckArgs& a, dim3 grid) {
+        GA_LAUNCH(check_finite_multi_kernel, grid, dim3(ew::kBlock), 0,
+                  ::gradaccum::current_stream(), a, flag);
+      });
 }
 
 void accumulate_f32_f32(float* acc, const float* g, std::int64_t n, const AccumulateFlags& f) {

@@ -32,6 +32,15 @@ inline dim3 grid_for_elements(std::int64_t n) {
   return grid_for((n + kPack - 1) / kPack);
 }
 
+// The Kahan step (kernels/accumulate.h's convention: the sum is ~ acc + comp), every operation
+// rounded explicitly; the device twin of kahan_add in kernels/gemm_problem.h.
+__device__ __forceinline__ void kahan_add(float& acc, float& comp, float y) {
+  const float yc = __fadd_rn(y, comp);
+  const float t = __fadd_rn(acc, yc);
+  comp = __fsub_rn(yc, __fsub_rn(t, acc));
+  acc = t;
+}
+
 // ---- several tensors in one launch ----
 // Up to kMaxSegments tensors share a grid: blocks [begin[i], begin[i + 1]) serve tensor i, as
 // many as its own launch would have, each thread striding over that tensor alone.
@@ -50,6 +59,19 @@ inline void add_segment(Segments& sg, std::int64_t n, bool vec) {
   sg.n[i] = n;
   sg.vec[i] = vec;
   sg.begin[i + 1] = sg.begin[i] + static_cast<int>(grid_for_elements(n).x);
+}
+
+// Launches over `count` tensors in groups of kMaxSegments: for each group, fill(args, j) for its
+// tensors (adding a segment, or nothing for an empty one), then launch(args, grid) unless the
+// group came out empty. Args: a kernel argument struct with a Segments member `sg`.
+template <typename Args, typename Fill, typename Launch>
+void launch_in_groups(int count, const Fill& fill, const Launch& launch) {
+  for (int base = 0; base < count; base += kMaxSegments) {
+    Args args{};
+    for (int j = base; j < count && j < base + kMaxSegments; ++j)
+      fill(args, j);
+    if (args.sg.count > 0) launch(args, dim3(static_cast<unsigned>(args.sg.begin[args.sg.count])));
+  }
 }
 
 // This block's tensor, and this thread's first pack and the stride within it.

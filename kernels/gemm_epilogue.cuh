@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/elementwise.cuh"
 #include "kernels/gemm_problem.h"
 
 namespace gradaccum::cuda::detail {
@@ -24,14 +25,6 @@ __device__ __forceinline__ void store_f32(float* p, std::size_t i, float v) {
 }
 __device__ __forceinline__ void store_f32(__half* p, std::size_t i, float v) {
   p[i] = __float2half_rn(v);
-}
-
-// Kahan step, as kahan_add in gemm_problem.h, every operation rounded explicitly.
-__device__ __forceinline__ void kahan_add_dev(float& acc, float& comp, float y) {
-  const float yc = __fadd_rn(y, comp);
-  const float t = __fadd_rn(acc, yc);
-  comp = __fsub_rn(yc, __fsub_rn(t, acc));
-  acc = t;
 }
 
 // The epilogue of C[M, N]. TIn: the operands' type (bias and mask too); TC: C's type.
@@ -61,7 +54,7 @@ struct Epilogue {
     if (comp != nullptr) {
       float* cf = reinterpret_cast<float*>(c);
       if (accumulate) {
-        kahan_add_dev(cf[idx], comp[idx], v);
+        ew::kahan_add(cf[idx], comp[idx], v);
       } else {
         cf[idx] = v;
         comp[idx] = 0.0f;
@@ -85,7 +78,7 @@ struct RowSum {
     if (comp == nullptr) {
       sum[m] = s;
     } else if (accumulate) {
-      kahan_add_dev(sum[m], comp[m], s);
+      ew::kahan_add(sum[m], comp[m], s);
     } else {
       sum[m] = s;
       comp[m] = 0.0f;

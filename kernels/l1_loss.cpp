@@ -5,6 +5,7 @@
 
 #include "core/half.h"
 #include "kernels/elementwise_cpu.h"
+#include "kernels/gemm_problem.h"
 
 #if GRADACCUM_WITH_CUDA
 #include "kernels/l1_loss.cuh"
@@ -46,10 +47,7 @@ float l1_sum_cpu(const T* pred, const T* target, std::int64_t rows, std::int64_t
     for (std::int64_t c = 0; c < cols; ++c)
       s = s + std::fabs(value_of(p[c]) - value_of(t[c]));
     if (comp != nullptr) {
-      const float y = s + *comp;
-      const float sum = acc + y;
-      *comp = y - (sum - acc);
-      acc = sum;
+      kahan_add(acc, *comp, s);
     } else {
       acc = acc + s;
     }

@@ -51,10 +51,7 @@ __global__ void l1_forward_kernel(const T* pred, const T* target, float* loss, s
       const int count = left < blockDim.x ? static_cast<int>(left) : static_cast<int>(blockDim.x);
       for (int j = 0; j < count; ++j) {
         if (kahan) {
-          const float y = row_sums[j] + comp;
-          const float t = acc + y;
-          comp = y - (t - acc);
-          acc = t;
+          ew::kahan_add(acc, comp, row_sums[j]);
         } else {
           acc = acc + row_sums[j];
         }

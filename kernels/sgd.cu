@@ -105,17 +105,17 @@ void sgd_update(const SgdPointers& ptrs, const SgdKernelHyper& hyper) {
 }
 
 void sgd_update_multi(const SgdPointers* ptrs, int count, const SgdKernelHyper& hyper) {
-  for (int base = 0; base < count; base += ew::kMaxSegments) {
-    MultiSgdArgs a{};
-    for (int j = base; j < count && j < base + ew::kMaxSegments; ++j) {
-      if (ptrs[j].n == 0) continue;
-      a.t[a.sg.count] = ptrs[j];
-      ew::add_segment(a.sg, ptrs[j].n, vectorisable(ptrs[j]));
-    }
-    if (a.sg.count == 0) continue;
-    GA_LAUNCH(sgd_multi_kernel, dim3(static_cast<unsigned>(a.sg.begin[a.sg.count])),
-              dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a, hyper);
-  }
+  ew::launch_in_groups<MultiSgdArgs>(
+      count,
+      [&](MultiSgdArgs& a, int j) {
+        if (ptrs[j].n == 0) return;
+        a.t[a.sg.count] = ptrs[j];
+        ew::add_segment(a.sg, ptrs[j].n, vectorisable(ptrs[j]));
+      },
+      [&](const MultiSgdArgs& a, dim3 grid) {
+        GA_LAUNCH(sgd_multi_kernel, grid, dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a,
+                  hyper);
+      });
 }
 
 }  // namespace gradaccum::cuda

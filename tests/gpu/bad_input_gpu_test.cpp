@@ -1,6 +1,7 @@
 // Bad input on the CUDA device (the emulated one in CI): running out of device memory (in the
 // middle of a window, past a memory limit, while moving a model), non-finite data in an f32
-// model without loss scaling, and counts past 2^32 in the device's window counters. The CPU side of each is in tests/cpu/bad_input_test.cpp.
+// model without loss scaling, and counts past 2^32 in the device's window counters. The CPU side of
+// each is in tests/cpu/bad_input_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>

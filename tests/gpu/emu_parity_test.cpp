@@ -25,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -56,6 +57,14 @@ void PrintTo(const ParityCase& c, std::ostream* os) {
   *os << c.name;
 }
 
+// Host copies of the named outputs, in order.
+Outputs on_host(std::initializer_list<std::pair<const char*, const Tensor*>> named) {
+  Outputs out;
+  for (const auto& [name, t] : named)
+    out.emplace_back(name, t->to(Device::CPU));
+  return out;
+}
+
 Tensor on_cuda(const Shape& shape, std::uint64_t seed, DType dtype = DType::f32) {
   return random_tensor(shape, seed, dtype, Device::CUDA);
 }
@@ -79,12 +88,7 @@ Outputs linear_case(DType dtype, const GemmConfig& config) {
   Tensor db = poisoned({kOut}, DType::f32, Device::CUDA);
   linear_backward_params(dy, x, dw, &db, GradientMode::Overwrite, nullptr, config);
   linear_backward_params(dy2, x, dw, &db, GradientMode::Accumulate, nullptr, config);
-  Outputs out;
-  out.emplace_back("y", y.to(Device::CPU));
-  out.emplace_back("dx", dx.to(Device::CPU));
-  out.emplace_back("dw", dw.to(Device::CPU));
-  out.emplace_back("db", db.to(Device::CPU));
-  return out;
+  return on_host({{"y", &y}, {"dx", &dx}, {"dw", &dw}, {"db", &db}});
 }
 
 Outputs linear_kahan_case() {
@@ -98,12 +102,7 @@ Outputs linear_kahan_case() {
   det.deterministic = true;
   for (int i = 0; i < 3; ++i)
     linear_backward_params(dy, x, dw, &db, GradientMode::Accumulate, &kahan, det);
-  Outputs out;
-  out.emplace_back("dw", dw.to(Device::CPU));
-  out.emplace_back("dw_comp", dw_comp.to(Device::CPU));
-  out.emplace_back("db", db.to(Device::CPU));
-  out.emplace_back("db_comp", db_comp.to(Device::CPU));
-  return out;
+  return on_host({{"dw", &dw}, {"dw_comp", &dw_comp}, {"db", &db}, {"db_comp", &db_comp}});
 }
 
 // ---- the elementwise kernels ----
@@ -116,10 +115,7 @@ Outputs relu_case(DType dtype) {
   relu_forward(x, y);
   Tensor dx = on_cuda({kN}, 23, dtype);
   relu_backward(dy, y, dx, GradientMode::Accumulate);
-  Outputs out;
-  out.emplace_back("y", y.to(Device::CPU));
-  out.emplace_back("dx", dx.to(Device::CPU));
-  return out;
+  return on_host({{"y", &y}, {"dx", &dx}});
 }
 
 Outputs l1_case(DType dtype) {
@@ -130,10 +126,7 @@ Outputs l1_case(DType dtype) {
   const Tensor scale = Tensor::full({1}, 1024.0f, DType::f32, Device::CUDA);
   Tensor dpred = on_cuda({kN / 8, 8}, 33, dtype);
   l1_loss_backward(pred, target, 1.0f / 1600.0f, &scale, dpred, GradientMode::Accumulate);
-  Outputs out;
-  out.emplace_back("loss_sum", loss.to(Device::CPU));
-  out.emplace_back("dpred", dpred.to(Device::CPU));
-  return out;
+  return on_host({{"loss_sum", &loss}, {"dpred", &dpred}});
 }
 
 Outputs accumulate_case() {
@@ -146,11 +139,7 @@ Outputs accumulate_case() {
     accumulate(acc, on_cuda({kN}, 42 + i, DType::f16), o);
   Tensor acc16 = on_cuda({kN}, 46, DType::f16);
   accumulate(acc16, on_cuda({kN}, 47, DType::f16));
-  Outputs out;
-  out.emplace_back("acc", acc.to(Device::CPU));
-  out.emplace_back("comp", comp.to(Device::CPU));
-  out.emplace_back("acc16", acc16.to(Device::CPU));
-  return out;
+  return on_host({{"acc", &acc}, {"comp", &comp}, {"acc16", &acc16}});
 }
 
 Outputs sgd_case() {
@@ -173,11 +162,7 @@ Outputs sgd_case() {
   h.nesterov = true;
   for (int i = 0; i < 2; ++i)
     sgd_update(a, h);
-  Outputs out;
-  out.emplace_back("param", param.to(Device::CPU));
-  out.emplace_back("momentum_buf", buf.to(Device::CPU));
-  out.emplace_back("param_f16", param16.to(Device::CPU));
-  return out;
+  return on_host({{"param", &param}, {"momentum_buf", &buf}, {"param_f16", &param16}});
 }
 
 // ---- two training windows of the MLP, uneven micro-batches, SGD with momentum ----
