@@ -158,6 +158,24 @@ void cuda_zero(void* ptr, std::size_t bytes) {
   GA_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, current_stream()));
 }
 
+void* cuda_host_allocate(std::size_t bytes) {
+  if (!cuda_available()) return nullptr;
+  void* ptr = nullptr;
+  const cudaError_t err = cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    throw OutOfMemoryError(
+        "out of page-locked host memory allocating " + std::to_string(bytes) + " bytes", bytes,
+        __FILE__, __LINE__);
+  }
+  GA_CUDA_CHECK(err);
+  return ptr;
+}
+
+void cuda_host_release(void* ptr) noexcept {
+  (void)cudaFreeHost(ptr);  // a destructor path: a failure means a broken context, reported later
+}
+
 const char* cublas_status_name(cublasStatus_t status) {
   switch (status) {
     case CUBLAS_STATUS_SUCCESS:

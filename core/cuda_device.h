@@ -32,6 +32,11 @@ void cuda_copy(void* dst, const void* src, std::size_t bytes, CopyKind kind);
 // once it returns: the runtime has staged it).
 void cuda_copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind);
 void cuda_zero(void* ptr, std::size_t bytes);
+// Page-locked host memory (cudaHostAlloc) when a device is present, for fast staging copies;
+// null when there is no device (the caller falls back to ordinary memory). Throws
+// OutOfMemoryError naming the bytes.
+void* cuda_host_allocate(std::size_t bytes);
+void cuda_host_release(void* ptr) noexcept;
 }  // namespace detail
 
 }  // namespace gradaccum

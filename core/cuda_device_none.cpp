@@ -46,6 +46,10 @@ void cuda_copy_async(void*, const void*, std::size_t, CopyKind) {
 void cuda_zero(void*, std::size_t) {
   GA_FAIL("gradaccum was built without CUDA support");
 }
+void* cuda_host_allocate(std::size_t) {
+  return nullptr;
+}
+void cuda_host_release(void*) noexcept {}
 }  // namespace detail
 
 }  // namespace gradaccum

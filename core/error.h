@@ -33,8 +33,14 @@ class OutOfMemoryError : public Error {
   std::size_t bytes_;
 };
 
+// The message of an exception for a person: a gradaccum::Error's without the source location and
+// the check expression ("file:line: check `cond` failed: "), any other's as it is.
+std::string plain_message(const std::exception& e);
+
 namespace detail {
-// Formats "file:line: check `what` failed: message" and throws Error.
+// "file:line: check `what` failed: message" (the check part only when `what` is not empty).
+std::string format_error(const char* file, int line, const char* what, const std::string& message);
+// Formats as above and throws Error.
 [[noreturn]] void throw_error(const char* file, int line, const char* what,
                               const std::string& message);
 }  // namespace detail

@@ -20,6 +20,15 @@ bool NonFiniteFlag::raised() const {
   return value != 0;
 }
 
+void NonFiniteFlag::set(bool raised) {
+  const std::uint32_t value = raised ? 1u : 0u;
+  if (device() == Device::CPU) {
+    std::memcpy(storage_.data(), &value, sizeof value);
+  } else {
+    detail::cuda_copy(storage_.data(), &value, sizeof value, detail::CopyKind::HostToDevice);
+  }
+}
+
 void NonFiniteFlag::clear() {
   if (device() == Device::CPU) {
     std::memset(storage_.data(), 0, sizeof(std::uint32_t));

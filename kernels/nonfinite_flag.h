@@ -17,8 +17,9 @@ class NonFiniteFlag {
   // The flag word: 0 = all finite, non-zero = raised. Kernels set it, never clear it.
   std::uint32_t* word() { return static_cast<std::uint32_t*>(storage_.data()); }
   const std::uint32_t* word() const { return static_cast<const std::uint32_t*>(storage_.data()); }
-  bool raised() const;  // reads the word (one device-to-host copy for CUDA: it synchronises)
-  void clear();         // zeroes the word (a memset on the default stream for CUDA)
+  bool raised() const;    // reads the word (one device-to-host copy for CUDA: it synchronises)
+  void clear();           // zeroes the word (a memset on the default stream for CUDA)
+  void set(bool raised);  // writes the word from the host (a distributed step's global flag)
 
  private:
   Storage storage_;

@@ -79,6 +79,15 @@ WindowCounts read_window_counts(const Storage& counts) {
   return read_struct<WindowCounts>(counts);
 }
 
+void write_window_counts(Storage& counts, const WindowCounts& values) {
+  check_counts(counts, "write_window_counts");
+  if (counts.device() == Device::CPU) {
+    std::memcpy(counts.data(), &values, sizeof values);
+  } else {
+    detail::cuda_copy(counts.data(), &values, sizeof values, detail::CopyKind::HostToDevice);
+  }
+}
+
 void reset_window_counts(Storage& counts) {
   check_counts(counts, "reset_window_counts");
   if (counts.device() == Device::CPU) {

@@ -37,6 +37,8 @@ enum class WindowDivisor : std::uint8_t { One, Samples, Elements, MicroBatches }
 Storage make_window_counts(Device device);
 // Host copy of the counts (one device-to-host copy for CUDA).
 WindowCounts read_window_counts(const Storage& counts);
+// Overwrites the counts (host to device for CUDA): a distributed step's global counts.
+void write_window_counts(Storage& counts, const WindowCounts& values);
 // Starts a new window: every count to zero except growth_tracker.
 void reset_window_counts(Storage& counts);
 

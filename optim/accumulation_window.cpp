@@ -5,8 +5,10 @@
 #include <sstream>
 #include <vector>
 
+#include "dist/rank_agreement.h"
 #include "kernels/accumulate.h"
 #include "kernels/l1_loss.h"
+#include "optim/window_reduction.h"
 
 namespace gradaccum::optim {
 namespace {
@@ -43,6 +45,9 @@ const char* normalization_name(Normalization n) {
 const char* overflow_policy_name(OverflowPolicy p) {
   return p == OverflowPolicy::SkipStep ? "skip-step" : "drop-micro-batch";
 }
+const char* compensation_name(Compensation c) {
+  return c == Compensation::Kahan ? "kahan" : "naive";
+}
 
 std::string StepReport::str() const {
   std::ostringstream os;
@@ -77,7 +82,83 @@ AccumulationWindow::AccumulationWindow(std::vector<Variable> params, WindowOptio
   grad_scale_ = Tensor::zeros({1}, DType::f32, device_);
   loss_sum_ = Tensor::zeros({1}, DType::f32, device_);
   loss_sum_comp_ = Tensor::zeros({1}, DType::f32, device_);
+  host_loss_scale_ = init;
   zero_grad();
+  if (options_.process_group()) connect_ranks();
+}
+
+AccumulationWindow::~AccumulationWindow() = default;
+
+void AccumulationWindow::connect_ranks() {
+  dist::ProcessGroup& pg = *options_.process_group();
+  // Everything that decides the step's layout and arithmetic must agree, or the reduction
+  // would combine unlike things (or hang on buffers of different sizes).
+  const LossScaling& ls = options_.loss_scaling();
+  std::vector<std::string> config;
+  config.push_back("parameters: " + std::to_string(params_.size()));
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const Variable& p = params_[i];
+    config.push_back("parameter " + std::to_string(i) + " '" + p.name() + "': " + p.shape().str() +
+                     " " + dtype_name(p.dtype()));
+  }
+  config.push_back(std::string("normalization: ") + normalization_name(options_.normalization()));
+  config.push_back(std::string("accumulation: ") + compensation_name(options_.compensation()));
+  std::ostringstream scaling;
+  scaling << "loss scaling: "
+          << (ls.kind == LossScaling::Kind::None     ? "none"
+              : ls.kind == LossScaling::Kind::Static ? "static"
+                                                     : "dynamic")
+          << " init " << ls.init_scale << " growth " << ls.growth_factor << " backoff "
+          << ls.backoff_factor << " interval " << ls.growth_interval;
+  config.push_back(scaling.str());
+  config.push_back(std::string("overflow: ") + overflow_policy_name(options_.overflow()));
+  config.push_back(
+      std::string("parameter sync: ") +
+      (options_.parameter_sync() == ParameterSync::Broadcast ? "broadcast" : "verify"));
+  dist::check_same_on_every_rank(pg, "the window's configuration", config);
+
+  if (options_.parameter_sync() == ParameterSync::Broadcast) {
+    std::vector<Tensor*> values;
+    for (Variable& p : params_)
+      values.push_back(&p.value());
+    dist::broadcast_tensors(pg, values, 0);
+  } else {
+    std::vector<std::pair<std::string, const Tensor*>> values;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      values.emplace_back("parameter " + std::to_string(i) + " '" + params_[i].name() + "'",
+                          &params_[i].value());
+    dist::check_tensors_identical(pg, values);
+  }
+  across_ranks_ = std::make_unique<WindowReduction>(options_.process_group(), params_,
+                                                    options_.compensation() == Compensation::Kahan);
+}
+
+std::size_t AccumulationWindow::reduced_bytes() const {
+  return across_ranks_ ? across_ranks_->bytes() : 0;
+}
+
+double AccumulationWindow::last_reduction_seconds() const {
+  return across_ranks_ ? across_ranks_->last_seconds() : 0.0;
+}
+
+void AccumulationWindow::reduce_across_ranks() {
+  const WindowReduction::Totals t =
+      across_ranks_->reduce({&params_, &counts_, &skip_flag_, &loss_sum_, &loss_sum_comp_},
+                            {static_cast<std::uint64_t>(submitted_), has_reduction_, reduction_});
+  has_reduction_ = t.tally.has_reduction;
+  reduction_ = t.tally.reduction;
+  const LossScaling& ls = options_.loss_scaling();
+  if (options_.overflow() == OverflowPolicy::DropMicroBatch &&
+      ls.kind == LossScaling::Kind::Dynamic) {
+    // Each rank backed its own scale off for its own drops. One process would have backed off
+    // once per dropped micro-batch, in f32: so does every rank, from the window's start.
+    float scale = host_loss_scale_;
+    for (std::uint64_t i = 0; i < t.counts.dropped && scale > 0.0f; ++i)
+      scale = scale * ls.backoff_factor;
+    const float inv = static_cast<float>(1.0 / static_cast<double>(scale));
+    loss_scale_.copy_from(Tensor::full({1}, scale));
+    inv_loss_scale_.copy_from(Tensor::full({1}, inv));
+  }
 }
 
 LossScaleRule AccumulationWindow::rule() const {
@@ -244,10 +325,10 @@ WindowCounts AccumulationWindow::counts() const {
 
 AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
   GA_CHECK(open_, "step: this window was already stepped; call zero_grad() to open the next one");
-  GA_CHECK(submitted_ > 0 && submitted_samples_ > 0, "step: the window holds no samples ("
-                                                         << submitted_
-                                                         << " micro-batches submitted): there is "
-                                                            "nothing to average");
+  // A distributed rank may hold nothing: the group's count decides (reduce_across_ranks).
+  GA_CHECK(across_ranks_ || (submitted_ > 0 && submitted_samples_ > 0),
+           "step: the window holds no samples ("
+               << submitted_ << " micro-batches submitted): there is nothing to average");
   skip_flag_.clear();
   const bool skip_step = options_.overflow() == OverflowPolicy::SkipStep;
   if (skip_step) {
@@ -259,6 +340,7 @@ AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
     checked.push_back(&loss_sum_);
     check_finite(checked, skip_flag_);
   }
+  if (across_ranks_) reduce_across_ranks();
   WindowDivisor divisor = WindowDivisor::One;
   if (options_.normalization() == Normalization::MicroBatch) {
     divisor = WindowDivisor::MicroBatches;
@@ -279,6 +361,7 @@ StepReport AccumulationWindow::end_step() {
   open_ = false;
   // The one host read of the step.
   const WindowStepRecord rec = read_window_step_record(step_record_);
+  host_loss_scale_ = rec.loss_scale;
   const WindowCounts& c = rec.counts;
   StepReport r;
   r.applied = rec.skipped == 0u;

@@ -33,14 +33,22 @@
 //     the next micro-batch. All of it is decided on the device, with no host synchronisation
 //     inside the window; the step then applies the surviving samples' mean (or sum).
 // The step's StepReport says what happened (the one host read per step).
+//
+// Data parallelism: with WindowOptions::process_group, each rank accumulates its own micro-
+// batches (no communication), and the step reduces every rank's window once (sums, counts,
+// flags, loss; optim/window_reduction.h) before dividing by the global true count. Ranks may
+// hold any number of micro-batches of any sizes, none included; the step is that of one batch
+// of all their samples. docs/distributed.md says how, and what a fault does.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "autograd/variable.h"
 #include "core/storage.h"
+#include "dist/process_group.h"
 #include "kernels/l1_loss.h"
 #include "kernels/nonfinite_flag.h"
 #include "kernels/window_scalars.h"
@@ -55,9 +63,16 @@ enum class Normalization {
 };
 enum class Compensation { None, Kahan };
 enum class OverflowPolicy { SkipStep, DropMicroBatch };
+// How a distributed window makes the ranks' parameters equal at construction.
+enum class ParameterSync {
+  Broadcast,  // every rank takes rank 0's values (PyTorch DDP)
+  Verify,     // every rank must already hold the same bytes: the first parameter that differs is
+              // reported
+};
 
 const char* normalization_name(Normalization n);
 const char* overflow_policy_name(OverflowPolicy p);
+const char* compensation_name(Compensation c);
 
 struct LossScaling {
   enum class Kind { None, Static, Dynamic };
@@ -103,17 +118,32 @@ struct WindowOptions {
     overflow_ = p;
     return *this;
   }
+  // Reduce the step across the group's ranks (null: this process alone).
+  WindowOptions& process_group(std::shared_ptr<dist::ProcessGroup> pg) {
+    process_group_ = std::move(pg);
+    return *this;
+  }
+  WindowOptions& parameter_sync(ParameterSync s) {
+    parameter_sync_ = s;
+    return *this;
+  }
   Normalization normalization() const { return normalization_; }
   Compensation compensation() const { return compensation_; }
   const LossScaling& loss_scaling() const { return loss_scaling_; }
   OverflowPolicy overflow() const { return overflow_; }
+  const std::shared_ptr<dist::ProcessGroup>& process_group() const { return process_group_; }
+  ParameterSync parameter_sync() const { return parameter_sync_; }
 
  private:
   Normalization normalization_ = Normalization::Window;
   Compensation compensation_ = Compensation::None;
   LossScaling loss_scaling_;
   OverflowPolicy overflow_ = OverflowPolicy::SkipStep;
+  std::shared_ptr<dist::ProcessGroup> process_group_;
+  ParameterSync parameter_sync_ = ParameterSync::Broadcast;
 };
+
+class WindowReduction;
 
 // What one optimizer step did.
 struct StepReport {
@@ -131,7 +161,14 @@ struct StepReport {
 class AccumulationWindow {
  public:
   // params: the model's parameters (all on one device). Allocates their f32 gradient buffers.
+  // With a process group (collective: every rank constructs its window together): checks that
+  // every rank has the same parameters (names, shapes, dtypes) and options, then broadcasts
+  // rank 0's parameter values (or verifies them); make the optimizer after the window, so that
+  // its master weights start from the synchronised values.
   explicit AccumulationWindow(std::vector<Variable> params, WindowOptions options = {});
+  ~AccumulationWindow();
+  AccumulationWindow(const AccumulationWindow&) = delete;
+  AccumulationWindow& operator=(const AccumulationWindow&) = delete;
 
   // Opens a new window: zeroes the gradients and the counts (the loss scale carries over).
   void zero_grad();
@@ -149,14 +186,19 @@ class AccumulationWindow {
   float loss_scale() const;
   // The device counts (one device read).
   WindowCounts counts() const;
+  // Distributed windows: the bytes each step reduces, and the last reduction's wall time (0
+  // without a process group).
+  std::size_t reduced_bytes() const;
+  double last_reduction_seconds() const;
 
   // ---- for optimizers ----
   struct StepInputs {
     const Tensor* grad_scale;   // f32 [1]: 1/(count · loss scale still carried)
     const NonFiniteFlag* skip;  // raised: do not update
   };
-  // Checks the window can be stepped (throws when no sample was submitted), then computes the
-  // gradient scale and the skip decision on the device.
+  // Checks the window can be stepped (throws when no sample was submitted, on any rank), reduces
+  // it across the ranks when distributed, then computes the gradient scale and the skip
+  // decision on the device.
   StepInputs begin_step();
   // Updates the loss scale, reads the outcome (one host synchronisation) and closes the window.
   StepReport end_step();
@@ -194,6 +236,8 @@ class AccumulationWindow {
   void tally_micro_batch(std::uint64_t samples, Reduction reduction);
   void ensure_buffers();
   LossScaleRule rule() const;
+  void connect_ranks();
+  void reduce_across_ranks();
 
   std::vector<Variable> params_;
   WindowOptions options_;
@@ -213,6 +257,8 @@ class AccumulationWindow {
   NonFiniteFlag micro_batch_flag_;
   NonFiniteFlag skip_flag_;
   Storage step_record_;  // WindowStepRecord: the step's outcome, read with one copy
+  std::unique_ptr<WindowReduction> across_ranks_;  // distributed windows only
+  float host_loss_scale_ = 1.0f;  // the loss scale at the window's start, as the last step left it
 };
 
 }  // namespace gradaccum::optim

@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev       # GoogleTest, Google Benchmark
   libboost-context-dev                             # fibers of the emulated CUDA device
   libopenblas-dev                                  # the CPU backend's BLAS
+  libopenmpi-dev openmpi-bin                       # data parallelism (dist/) and its tests
   gnuplot-nox                                      # gradaccum-stability's plots
   python3-numpy                                    # .npy fixtures and comparison scripts
 )

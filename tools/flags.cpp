@@ -1,6 +1,7 @@
 #include "flags.h"
 
 #include "core/cuda_device.h"
+#include "core/error.h"
 
 #include <cerrno>
 #include <cmath>
@@ -105,7 +106,7 @@ int run_main(const char* program, const std::function<int()>& body) {
     std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    std::fprintf(stderr, "%s: error: %s\n", program, plain_message(e).c_str());
     return 1;
   }
 }

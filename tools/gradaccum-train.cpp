@@ -1,6 +1,7 @@
 // gradaccum-train: trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) with L1 loss and
 // SGD, each step one batch of B rows split in order into micro-batches accumulated in one window.
-// Prints the loss per step and a summary; a progress line when stdout is a terminal.
+// Prints the loss per step and a summary; a progress line when stdout is a terminal. Under
+// mpirun -np N, the N processes share each step's B rows (data parallelism: tools/world.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "core/random.h"
 #include "flags.h"
 #include "optim/optim.h"
+#include "world.h"
 
 namespace ga = gradaccum;
 using ga::tools::FlagError;
@@ -33,11 +35,15 @@ Trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) with L1 loss and SGD. S
 [s*B, (s+1)*B) of the data, split in order into micro-batches whose gradients are accumulated
 into one optimizer step (divided once by the true count).
 
+Under mpirun -np N (data parallelism over MPI), B is the global batch: rank r takes a contiguous
+share of each step's rows (as even as possible), splits it with --accum or --micro-batch, and the
+step reduces every rank's window once. Only rank 0 prints and saves.
+
   --device auto|cpu|cuda      where to train (auto: cuda when a device is present)    [auto]
   --dtype f32|f16             model dtype; gradients and master weights are always f32  [f32]
   --in N --hidden N --out N   layer sizes                                         [32 128 8]
-  --batch B                   samples per optimizer step                                 [256]
-  --accum K                   micro-batches per step (sizes as even as possible)           [1]
+  --batch B                   samples per optimizer step (all ranks together)           [256]
+  --accum K                   micro-batches per step and rank (sizes as even as possible)  [1]
   --micro-batch M             or: micro-batches of M rows (the last one may be smaller)
   --steps S                   optimizer steps                                            [100]
   --lr X --momentum X --weight-decay X --dampening X --nesterov                  [0.05 0.9 0 0]
@@ -60,6 +66,8 @@ into one optimizer step (divided once by the true count).
   --load-weights DIR --save-weights DIR
                               fc1.weight.npy, fc1.bias.npy, fc2.weight.npy, fc2.bias.npy
   --print-every N             print the loss every N steps (0: only the summary)           [1]
+  --dist-timeout S            under mpirun: a step's reduction that waits longer than S
+                              seconds for the other ranks ends the run (0: wait forever)   [300]
   --help
 )";
 
@@ -67,7 +75,8 @@ struct Config {
   ga::Device device = ga::Device::CPU;
   ga::DType dtype = ga::DType::f32;
   std::int64_t in = 32, hidden = 128, out = 8, batch = 256, steps = 100, print_every = 1;
-  std::vector<std::int64_t> micro_sizes;
+  std::int64_t accum = 1, micro = 0;  // --accum, --micro-batch (0: not given)
+  double dist_timeout = 300;
   double lr = 0.05, momentum = 0.9, weight_decay = 0, dampening = 0;
   bool nesterov = false, deterministic = false, graph = false;
   ga::Reduction reduction = ga::Reduction::Mean;
@@ -77,31 +86,43 @@ struct Config {
   std::string data, targets, load_dir, save_dir;
 };
 
-// Splits B rows into micro-batch sizes: K as even as possible, or chunks of M.
-std::vector<std::int64_t> split_batch(std::int64_t batch, std::int64_t accum, std::int64_t micro) {
+// Rank r's share of a step's B rows over N ranks: [first, first + rows).
+struct Share {
+  std::int64_t first = 0, rows = 0;
+};
+Share share_of(std::int64_t batch, int ranks, int r) {
+  const std::int64_t base = batch / ranks, extra = batch % ranks;
+  return {r * base + std::min<std::int64_t>(r, extra), base + (r < extra ? 1 : 0)};
+}
+
+// Splits a share of rows into micro-batch sizes: K as even as possible (fewer when the share has
+// fewer rows; none for an empty share), or chunks of M.
+std::vector<std::int64_t> split_share(std::int64_t rows, std::int64_t accum, std::int64_t micro) {
   std::vector<std::int64_t> sizes;
   if (micro > 0) {
-    for (std::int64_t r = 0; r < batch; r += micro)
-      sizes.push_back(std::min(micro, batch - r));
+    for (std::int64_t r = 0; r < rows; r += micro)
+      sizes.push_back(std::min(micro, rows - r));
   } else {
-    if (accum > batch) {
-      throw FlagError("--accum " + std::to_string(accum) + " exceeds --batch " +
-                      std::to_string(batch) + " (each micro-batch needs at least one sample)");
-    }
-    for (std::int64_t i = 0; i < accum; ++i)
-      sizes.push_back(batch / accum + (i < batch % accum));
+    const std::int64_t k = std::min(accum, rows);
+    for (std::int64_t i = 0; i < k; ++i)
+      sizes.push_back(rows / k + (i < rows % k));
   }
   return sizes;
+}
+
+// "a" or "a-b".
+std::string range(std::int64_t lo, std::int64_t hi) {
+  return lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
 }
 
 Config parse(int argc, char** argv) {
   const Flags f(
       argc, argv,
-      {"device",      "dtype",       "in",        "hidden",     "out",          "batch",
-       "accum",       "micro-batch", "steps",     "lr",         "momentum",     "weight-decay",
-       "dampening",   "reduction",   "normalize", "accum-mode", "loss-scale",   "overflow",
-       "gemm",        "seed",        "data",      "targets",    "load-weights", "save-weights",
-       "print-every", "graph"},
+      {"device",      "dtype",       "in",          "hidden",     "out",          "batch",
+       "accum",       "micro-batch", "steps",       "lr",         "momentum",     "weight-decay",
+       "dampening",   "reduction",   "normalize",   "accum-mode", "loss-scale",   "overflow",
+       "gemm",        "seed",        "data",        "targets",    "load-weights", "save-weights",
+       "print-every", "graph",       "dist-timeout"},
       {"nesterov", "deterministic", "help"});
   if (f.on("help")) {
     std::fputs(kUsage, stdout);
@@ -118,8 +139,9 @@ Config parse(int argc, char** argv) {
   if (f.has("accum") && f.has("micro-batch")) {
     throw FlagError("give --accum or --micro-batch, not both");
   }
-  c.micro_sizes =
-      split_batch(c.batch, f.integer("accum", 1, 1, kMax), f.integer("micro-batch", 0, 1, kMax));
+  c.accum = f.integer("accum", 1, 1, kMax);
+  c.micro = f.integer("micro-batch", 0, 1, kMax);
+  c.dist_timeout = f.number("dist-timeout", c.dist_timeout, 0, 1e9);
   c.steps = f.integer("steps", c.steps, 1, kMax);
   if (c.steps > kMax / c.batch) {
     throw FlagError("--steps " + std::to_string(c.steps) + " x --batch " + std::to_string(c.batch) +
@@ -223,7 +245,30 @@ void load_data(const Config& c, std::int64_t rows, ga::Tensor& x, ga::Tensor& y)
   }
 }
 
-int run(const Config& c) {
+int run(const Config& c, const ga::tools::World& world) {
+  // This rank's share of every step's rows, split into its micro-batches.
+  const int n = world.size;
+  std::int64_t fewest_rows = c.batch, most_rows = 0;
+  std::size_t fewest_mb = SIZE_MAX, most_mb = 0;
+  for (int r = 0; r < n; ++r) {
+    const Share sh = share_of(c.batch, n, r);
+    const std::size_t k = split_share(sh.rows, c.accum, c.micro).size();
+    fewest_rows = std::min(fewest_rows, sh.rows);
+    most_rows = std::max(most_rows, sh.rows);
+    fewest_mb = std::min(fewest_mb, k);
+    most_mb = std::max(most_mb, k);
+  }
+  if (c.micro == 0 && c.accum > most_rows) {
+    throw FlagError(
+        n == 1 ? "--accum " + std::to_string(c.accum) + " exceeds --batch " +
+                     std::to_string(c.batch) + " (each micro-batch needs at least one sample)"
+               : "--accum " + std::to_string(c.accum) + " exceeds the rows per rank (--batch " +
+                     std::to_string(c.batch) + " over " + std::to_string(n) + " ranks: at most " +
+                     std::to_string(most_rows) + "; each micro-batch needs at least one sample)");
+  }
+  const Share mine = share_of(c.batch, n, world.rank);
+  const std::vector<std::int64_t> micro_sizes = split_share(mine.rows, c.accum, c.micro);
+
   const std::int64_t rows = c.steps * c.batch;
   ga::Tensor x, y;
   load_data(c, rows, x, y);
@@ -234,7 +279,9 @@ int run(const Config& c) {
   model.to(c.device);
   model.set_gemm_config(c.gemm);
   ga::nn::L1Loss loss_fn(c.reduction);
-  ga::optim::AccumulationWindow window(model.parameters(), c.window);
+  ga::optim::WindowOptions window_options = c.window;
+  window_options.process_group(world.group);  // null for world 1
+  ga::optim::AccumulationWindow window(model.parameters(), window_options);
   ga::optim::SGD opt(model.parameters(), ga::optim::SGDOptions(c.lr)
                                              .momentum(c.momentum)
                                              .dampening(c.dampening)
@@ -248,7 +295,7 @@ int run(const Config& c) {
   };
   std::map<std::int64_t, std::unique_ptr<ga::optim::MicroStepGraph>> graphs;
   if (c.graph) {
-    for (std::int64_t m : c.micro_sizes) {
+    for (std::int64_t m : micro_sizes) {
       if (graphs.count(m) == 0) {
         graphs[m] = std::make_unique<ga::optim::MicroStepGraph>(
             window, micro_step, ga::Shape{m, c.in}, ga::Shape{m, c.out}, c.dtype);
@@ -256,26 +303,35 @@ int run(const Config& c) {
     }
   }
 
-  const bool tty = isatty(STDOUT_FILENO) != 0;
-  std::printf(
-      "gradaccum-train: %s %s, MLP %lld-%lld-%lld, batch %lld = %zu micro-batch(es), "
-      "%lld steps, L1 %s, normalize %s, graph %s\n",
-      ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
-      static_cast<long long>(c.hidden), static_cast<long long>(c.out),
-      static_cast<long long>(c.batch), c.micro_sizes.size(), static_cast<long long>(c.steps),
-      ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()),
-      c.graph ? "on" : "off");
-  std::fflush(stdout);
+  const bool out = world.root();  // only rank 0 prints and saves
+  // No progress line under mpirun: its forwarded output is a terminal, but not one to redraw.
+  const bool tty = out && n == 1 && isatty(STDOUT_FILENO) != 0;
+  const std::string world_text =
+      "world " + std::to_string(n) + ", rows per rank " + range(fewest_rows, most_rows) +
+      ", micro-batches per rank " +
+      range(static_cast<std::int64_t>(fewest_mb), static_cast<std::int64_t>(most_mb));
+  if (out) {
+    std::printf(
+        "gradaccum-train: %s %s, MLP %lld-%lld-%lld, batch %lld, %s, %lld steps, L1 %s, "
+        "normalize %s, graph %s\n",
+        ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
+        static_cast<long long>(c.hidden), static_cast<long long>(c.out),
+        static_cast<long long>(c.batch), world_text.c_str(), static_cast<long long>(c.steps),
+        ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()),
+        c.graph ? "on" : "off");
+    std::fflush(stdout);
+  }
 
   // The timing leaves out the first step (allocations, BLAS and device warm-up).
   auto t0 = std::chrono::steady_clock::now();
   std::int64_t timed_steps = c.steps;
+  double reduce_seconds = 0;
   ga::optim::StepReport last;
   std::int64_t skipped = 0, dropped = 0;
   for (std::int64_t s = 0; s < c.steps; ++s) {
     window.zero_grad();
-    std::int64_t row = s * c.batch;
-    for (std::int64_t m : c.micro_sizes) {
+    std::int64_t row = s * c.batch + mine.first;
+    for (std::int64_t m : micro_sizes) {
       if (c.graph) {
         graphs.at(m)->run(x.rows(row, row + m), y.rows(row, row + m));
       } else {
@@ -285,7 +341,7 @@ int run(const Config& c) {
       }
       row += m;
     }
-    if (s == 0 && c.graph) {
+    if (s == 0 && c.graph && out) {
       for (const auto& [m, g] : graphs) {
         if (g->captured()) {
           std::printf("graph: micro-batch of %lld rows captured, %zu kernels per micro-step\n",
@@ -303,8 +359,10 @@ int run(const Config& c) {
       if (c.device == ga::Device::CUDA) ga::cuda_synchronize();
       t0 = std::chrono::steady_clock::now();
       timed_steps = c.steps - 1;
+    } else {
+      reduce_seconds += window.last_reduction_seconds();
     }
-    const bool print = c.print_every > 0 && ((s + 1) % c.print_every == 0 || s == 0);
+    const bool print = out && c.print_every > 0 && ((s + 1) % c.print_every == 0 || s == 0);
     if (print) {
       if (tty) std::printf("\r\033[K");
       std::printf("step %lld  loss %.6g%s\n", static_cast<long long>(s + 1), last.loss,
@@ -318,18 +376,36 @@ int run(const Config& c) {
   if (c.device == ga::Device::CUDA) ga::cuda_synchronize();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (tty) std::printf("\r\033[K");
-  if (!c.save_dir.empty()) model.save(c.save_dir);
-  std::printf(
-      "summary: steps %lld, samples/s %.4g, step time %.4g ms, final loss %.6g, "
-      "skipped steps %lld, dropped micro-batches %lld, loss scale %g\n",
-      static_cast<long long>(c.steps), static_cast<double>(timed_steps * c.batch) / secs,
-      1e3 * secs / static_cast<double>(timed_steps), last.loss, static_cast<long long>(skipped),
-      static_cast<long long>(dropped), last.loss_scale);
+  if (out && !c.save_dir.empty()) model.save(c.save_dir);
+  if (out) {
+    std::string reduce_text;
+    if (n > 1) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, ", reduction %.4g ms/step (%zu bytes)",
+                    1e3 * reduce_seconds / static_cast<double>(timed_steps),
+                    window.reduced_bytes());
+      reduce_text = buf;
+    }
+    std::printf(
+        "summary: %s, steps %lld, samples/s %.4g, step time %.4g ms%s, final loss %.6g, "
+        "skipped steps %lld, dropped micro-batches %lld, loss scale %g\n",
+        world_text.c_str(), static_cast<long long>(c.steps),
+        static_cast<double>(timed_steps * c.batch) / secs,
+        1e3 * secs / static_cast<double>(timed_steps), reduce_text.c_str(), last.loss,
+        static_cast<long long>(skipped), static_cast<long long>(dropped), last.loss_scale);
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return ga::tools::run_main("gradaccum-train", [&] { return run(parse(argc, argv)); });
+  Config c;
+  return ga::tools::run_in_world(
+      "gradaccum-train",
+      [&] {
+        c = parse(argc, argv);
+        return c.dist_timeout;
+      },
+      [&](const ga::tools::World& world) { return run(c, world); });
 }

@@ -202,7 +202,9 @@ TEST(Accumulation, DropMicroBatchEqualsTheStepOverTheSurvivors) {
     }
     const StepReport ref_rep = window_step(ref, ref_window, ref_opt, xs, ys, {8}, r);
     EXPECT_EQ(ref_rep.samples, 8);
-    EXPECT_LE(max_rel_diff(snapshot(model.parameters()), snapshot(ref.parameters())), 1e-6)
+    // Different sums of the same survivors (4 + 4 against 8 rows, with and without the scale):
+    // a few f32 roundings apart (1.05e-6 on OpenBLAS's AVX-512 kernels).
+    EXPECT_LE(max_rel_diff(snapshot(model.parameters()), snapshot(ref.parameters())), 4e-6)
         << reduction_name(r);
     EXPECT_NEAR(rep.loss, ref_rep.loss, 1e-6 * std::fabs(ref_rep.loss));
   }

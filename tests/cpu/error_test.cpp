@@ -61,6 +61,23 @@ TEST(Error, FailHasNoCondition) {
   EXPECT_NE(line, 0);
 }
 
+TEST(Error, PlainMessageDropsTheLocationAndTheCheck) {
+  try {
+    GA_CHECK(1 + 1 == 3, "expected 3, got " << 2);
+    FAIL() << "GA_CHECK did not throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(plain_message(e), "expected 3, got 2");
+  }
+  try {
+    GA_FAIL("broken: " << 42);
+  } catch (const Error& e) {
+    EXPECT_EQ(plain_message(e), "broken: 42");
+  }
+  EXPECT_EQ(plain_message(std::runtime_error("as it is: a.cpp:3: x")), "as it is: a.cpp:3: x");
+  // An Error made by hand, without the formatted prefix, keeps its message.
+  EXPECT_EQ(plain_message(Error("no prefix", "f.cpp", 7)), "no prefix");
+}
+
 TEST(Error, CheckEvaluatesConditionOnceAndMessageOnlyOnFailure) {
   int cond_evals = 0, msg_evals = 0;
   auto count_msg = [&] { return ++msg_evals; };

@@ -1,0 +1,21 @@
+# Resolves GRADACCUM_MPI (AUTO, ON, OFF) into GRADACCUM_WITH_MPI and, when on, MPI::MPI_CXX
+# (Open MPI from Debian: libopenmpi-dev, installed by scripts/setup.sh) and MPIEXEC_EXECUTABLE
+# for the multi-process tests.
+string(TOUPPER "${GRADACCUM_MPI}" _ga_mpi)
+set(GRADACCUM_WITH_MPI OFF)
+if(_ga_mpi STREQUAL "ON")
+  find_package(MPI REQUIRED COMPONENTS CXX)
+  set(GRADACCUM_WITH_MPI ON)
+elseif(_ga_mpi STREQUAL "AUTO")
+  find_package(MPI QUIET COMPONENTS CXX)
+  if(MPI_CXX_FOUND)
+    set(GRADACCUM_WITH_MPI ON)
+  endif()
+elseif(NOT _ga_mpi STREQUAL "OFF")
+  message(FATAL_ERROR "GRADACCUM_MPI must be AUTO, ON or OFF; got '${GRADACCUM_MPI}'")
+endif()
+if(GRADACCUM_WITH_MPI)
+  message(STATUS "gradaccum: MPI ${MPI_CXX_VERSION} (${MPIEXEC_EXECUTABLE})")
+else()
+  message(STATUS "gradaccum: without MPI (dist::mpi_world unavailable)")
+endif()

@@ -1,0 +1,38 @@
+#include "dist/process_group.h"
+
+#include <cstring>
+
+namespace gradaccum::dist {
+
+ProcessGroup::ProcessGroup(int rank, int size) : rank_(rank), size_(size) {
+  GA_CHECK(size > 0 && rank >= 0 && rank < size,
+           "ProcessGroup: rank " << rank << " of a group of " << size << " processes");
+}
+
+void ProcessGroup::allreduce(FusedBuffer& buffer) {
+  GA_CHECK(buffer.allocated(), "ProcessGroup::allreduce: the buffer is not allocated");
+  if (size_ == 1 || buffer.words() == 0) return;  // one rank: its words are the result
+  allreduce_impl(buffer);
+}
+
+void ProcessGroup::broadcast(void* data, std::size_t bytes, int root) {
+  GA_CHECK(root >= 0 && root < size_,
+           "ProcessGroup::broadcast: root " << root << " is not a rank of a group of " << size_);
+  GA_CHECK(data != nullptr || bytes == 0,
+           "ProcessGroup::broadcast: null data for " << bytes << " bytes");
+  if (size_ == 1 || bytes == 0) return;
+  broadcast_impl(data, bytes, root);
+}
+
+void ProcessGroup::allgather(const void* send, std::size_t bytes, void* recv) {
+  GA_CHECK((send != nullptr && recv != nullptr) || bytes == 0,
+           "ProcessGroup::allgather: null buffers for " << bytes << " bytes");
+  if (bytes == 0) return;
+  if (size_ == 1) {
+    std::memcpy(recv, send, bytes);
+    return;
+  }
+  allgather_impl(send, bytes, recv);
+}
+
+}  // namespace gradaccum::dist

@@ -1,0 +1,170 @@
+#include "optim/window_reduction.h"
+
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "core/cuda_device.h"
+#include "dist/group_error.h"
+
+namespace gradaccum::optim {
+namespace {
+
+using dist::ReduceOp;
+
+// The header words, in their segments' order.
+enum CountWord { kSubmitted, kSamples, kElements, kMicroBatches, kDropped, kCountWords };
+enum MinWord { kGrowthTracker, kMinLayout, kMinWords };
+enum MaxWord { kSkip, kSawMean, kSawSum, kMaxLayout, kMaxWords };
+
+void read_floats(const Tensor& t, float* dst) {
+  if (t.is_cuda()) {
+    detail::cuda_copy(dst, t.raw_data(), t.nbytes(), detail::CopyKind::DeviceToHost);
+  } else {
+    std::memcpy(dst, t.raw_data(), t.nbytes());
+  }
+}
+
+void write_floats(Tensor& t, const float* src) {
+  if (t.is_cuda()) {
+    detail::cuda_copy(t.raw_data(), src, t.nbytes(), detail::CopyKind::HostToDevice);
+  } else {
+    std::memcpy(t.raw_data(), src, t.nbytes());
+  }
+}
+
+}  // namespace
+
+WindowReduction::WindowReduction(std::shared_ptr<dist::ProcessGroup> pg,
+                                 const std::vector<autograd::Variable>& params, bool kahan)
+    : pg_(std::move(pg)), kahan_(kahan) {
+  GA_CHECK(pg_ != nullptr, "WindowReduction: no process group");
+  counts_seg_ = buffer_.add(ReduceOp::SumU64, kCountWords, "counts");
+  min_seg_ = buffer_.add(ReduceOp::MinU64, kMinWords, "growth tracker, layout");
+  max_seg_ = buffer_.add(ReduceOp::MaxU64, kMaxWords, "flags, layout");
+  loss_seg_ = buffer_.add(ReduceOp::SumKahanF32, 1, "loss sum");
+  std::size_t largest = 0;
+  for (const autograd::Variable& p : params) {
+    const auto n = static_cast<std::size_t>(p.value().numel());
+    param_segs_.push_back(buffer_.add(kahan ? ReduceOp::SumKahanF32 : ReduceOp::SumF32, n,
+                                      "gradient of '" + p.name() + "'"));
+    largest = std::max(largest, n);
+  }
+  buffer_.allocate();
+  if (kahan && !params.empty() && params.front().device() == Device::CUDA) {
+    scratch_.resize(2 * largest);
+  }
+}
+
+void WindowReduction::pack(const WindowState& s, const Tally& local) {
+  const WindowCounts c = read_window_counts(*s.counts);
+  std::uint64_t* counts = buffer_.u64(counts_seg_);
+  counts[kSubmitted] = local.submitted;
+  counts[kSamples] = c.samples;
+  counts[kElements] = c.elements;
+  counts[kMicroBatches] = c.micro_batches;
+  counts[kDropped] = c.dropped;
+  const std::uint64_t layout = buffer_.layout_hash();
+  std::uint64_t* mins = buffer_.u64(min_seg_);
+  mins[kGrowthTracker] = c.growth_tracker;
+  mins[kMinLayout] = layout;
+  std::uint64_t* maxs = buffer_.u64(max_seg_);
+  maxs[kSkip] = s.skip->raised() ? 1 : 0;
+  maxs[kSawMean] = local.has_reduction && local.reduction == Reduction::Mean;
+  maxs[kSawSum] = local.has_reduction && local.reduction == Reduction::Sum;
+  maxs[kMaxLayout] = layout;
+  float* loss = buffer_.f32(loss_seg_);
+  read_floats(*s.loss_sum, &loss[0]);
+  read_floats(*s.loss_sum_comp, &loss[1]);
+
+  for (std::size_t i = 0; i < param_segs_.size(); ++i) {
+    const autograd::Variable& p = (*s.params)[i];
+    float* dst = buffer_.f32(param_segs_[i]);
+    if (!kahan_) {
+      read_floats(p.grad(), dst);  // straight into the (page-locked) buffer
+      continue;
+    }
+    const auto n = static_cast<std::size_t>(p.value().numel());
+    const float* sum = p.grad().data<float>();
+    const float* comp = p.grad_compensation().data<float>();
+    if (p.grad().is_cuda()) {
+      read_floats(p.grad(), scratch_.data());
+      read_floats(p.grad_compensation(), scratch_.data() + n);
+      sum = scratch_.data();
+      comp = scratch_.data() + n;
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      dst[2 * k] = sum[k];
+      dst[2 * k + 1] = comp[k];
+    }
+  }
+}
+
+WindowCounts WindowReduction::unpack(const WindowState& s) {
+  const std::uint64_t* counts = buffer_.u64(counts_seg_);
+  WindowCounts c;
+  c.samples = counts[kSamples];
+  c.elements = counts[kElements];
+  c.micro_batches = counts[kMicroBatches];
+  c.dropped = counts[kDropped];
+  c.growth_tracker = buffer_.u64(min_seg_)[kGrowthTracker];
+  write_window_counts(*s.counts, c);
+  s.skip->set(buffer_.u64(max_seg_)[kSkip] != 0);
+  const float* loss = buffer_.f32(loss_seg_);
+  write_floats(*s.loss_sum, &loss[0]);
+  write_floats(*s.loss_sum_comp, &loss[1]);
+
+  for (std::size_t i = 0; i < param_segs_.size(); ++i) {
+    autograd::Variable& p = (*s.params)[i];
+    const float* src = buffer_.f32(param_segs_[i]);
+    if (!kahan_) {
+      write_floats(p.grad(), src);
+      continue;
+    }
+    const auto n = static_cast<std::size_t>(p.value().numel());
+    const bool cuda = p.grad().is_cuda();
+    float* sum = cuda ? scratch_.data() : p.grad().data<float>();
+    float* comp = cuda ? scratch_.data() + n : p.grad_compensation().data<float>();
+    for (std::size_t k = 0; k < n; ++k) {
+      sum[k] = src[2 * k];
+      comp[k] = src[2 * k + 1];
+    }
+    if (cuda) {
+      write_floats(p.grad(), sum);
+      write_floats(p.grad_compensation(), comp);
+    }
+  }
+  return c;
+}
+
+WindowReduction::Totals WindowReduction::reduce(const WindowState& s, const Tally& local) {
+  GA_CHECK(s.params != nullptr && s.params->size() == param_segs_.size(),
+           "WindowReduction: expected " << param_segs_.size() << " parameters");
+  pack(s, local);
+  const auto t0 = std::chrono::steady_clock::now();
+  pg_->allreduce(buffer_);
+  last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // Every rank now reads the same words, so each check below fails on all of them or on none.
+  const std::uint64_t* counts = buffer_.u64(counts_seg_);
+  const std::uint64_t* mins = buffer_.u64(min_seg_);
+  const std::uint64_t* maxs = buffer_.u64(max_seg_);
+  GA_GROUP_CHECK(
+      mins[kMinLayout] == maxs[kMaxLayout],
+      "step: the ranks' windows have different layouts (parameters or accumulation mode): "
+      "expected the same on every rank");
+  GA_GROUP_CHECK(counts[kSubmitted] > 0,
+                 "step: no rank's window holds a sample (0 micro-batches on "
+                     << pg_->size() << " ranks): there is nothing to average");
+  GA_GROUP_CHECK(maxs[kSawMean] == 0 || maxs[kSawSum] == 0,
+                 "step: the ranks' micro-batches mix the mean and sum reductions: expected one "
+                 "reduction for the whole window");
+  Totals t;
+  t.counts = unpack(s);
+  t.tally.submitted = counts[kSubmitted];
+  t.tally.has_reduction = true;
+  t.tally.reduction = maxs[kSawSum] != 0 ? Reduction::Sum : Reduction::Mean;
+  return t;
+}
+
+}  // namespace gradaccum::optim

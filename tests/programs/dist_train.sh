@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# gradaccum-train under mpirun: the same training step as one process (saved weights within f32
+# tolerance, even and uneven shares), rank 0 alone prints and saves, the header and the summary
+# say the world, and a bad flag gives one line (mpirun's own banner aside), not one per rank.
+#   dist_train.sh MPIEXEC TRAIN WORK_DIR
+set -uo pipefail
+mpiexec=$1 train=$2 work=$3
+rm -rf "$work"
+mkdir -p "$work"
+failures=0
+fail() {
+  failures=$((failures + 1))
+  echo "FAIL: $*"
+}
+run_np() {  # run_np N OUT args...: mpiexec -np N under a timeout
+  local np=$1 out=$2
+  shift 2
+  timeout 120 "$mpiexec" -np "$np" --oversubscribe "$train" "$@" >"$out" 2>"$out.err"
+}
+
+common=(--steps 6 --lr 0.05 --momentum 0.9 --print-every 0 --seed 3)
+"$train" "${common[@]}" --batch 60 --accum 2 --save-weights "$work/w1" >"$work/np1.out" 2>&1 ||
+  fail "world 1 run (exit $?)"
+for case in "2 60 --accum 3" "3 61 --accum 2" "4 30 --micro-batch 4" "3 2 --accum 1"; do
+  read -r np batch flag value <<<"$case"
+  name="np${np}_b${batch}"
+  if ! run_np "$np" "$work/$name.out" "${common[@]}" --batch "$batch" "$flag" "$value" \
+    --save-weights "$work/$name"; then
+    fail "$name: exit $?"
+    sed 's/^/    /' "$work/$name.out.err" | head -n 10
+    continue
+  fi
+  grep -q "world $np, rows per rank" "$work/$name.out" || fail "$name: the header does not state the world"
+  [[ $(grep -c '^summary: world '"$np"',' "$work/$name.out") -eq 1 ]] ||
+    fail "$name: expected one summary line stating world $np"
+  [[ $(grep -c '^gradaccum-train:' "$work/$name.out") -eq 1 ]] || fail "$name: more than one rank printed"
+  echo "ok:   $name: $(grep '^summary' "$work/$name.out")"
+done
+# A batch of 2 over 3 ranks: one rank holds no sample in every step, and the run still goes.
+grep -q "rows per rank 0-1" "$work/np3_b2.out" || fail "np3_b2: expected a rank with no rows"
+
+# Same samples, same step: world 1 against world 2 (batch 60, 3 micro-batches per rank).
+"$train" "${common[@]}" --batch 60 --accum 6 --save-weights "$work/w1_60" >/dev/null 2>&1
+# Debian's python3 has numpy (scripts/setup.sh); another one first on PATH may not.
+py=/usr/bin/python3
+[[ -x $py ]] || py=python3
+"$py" - "$work/w1_60" "$work/np2_b60" <<'PY' || fail "world 2 weights differ from world 1's"
+import sys, numpy as np
+a, b = sys.argv[1], sys.argv[2]
+worst = 0.0
+for name in ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]:
+    x, y = np.load(f"{a}/{name}.npy"), np.load(f"{b}/{name}.npy")
+    assert x.shape == y.shape, name
+    worst = max(worst, float(np.max(np.abs(x - y) / np.maximum(np.abs(x), 1e-3))))
+print(f"      world 2 vs world 1: max relative difference {worst:.3g}")
+sys.exit(0 if worst < 2e-5 else 1)
+PY
+
+# A bad flag on every rank: one line from the program.
+rc=0
+run_np 3 "$work/bad.out" --batch 8 --no-such-flag 1 || rc=$?
+n=$(grep -c '^gradaccum-train:' "$work/bad.out.err")
+((rc != 0)) || fail "bad flag: exit 0"
+((n == 1)) || fail "bad flag: $n lines from gradaccum-train, expected one"
+grep -q "unknown flag --no-such-flag" "$work/bad.out.err" || fail "bad flag: the line does not name it"
+echo "ok:   bad flag under mpirun -> $(grep '^gradaccum-train:' "$work/bad.out.err")"
+
+if ((failures)); then
+  echo "dist_train: $failures failed"
+  exit 1
+fi
+echo "dist_train: all passed"
