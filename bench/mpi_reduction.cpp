@@ -5,9 +5,10 @@
 //                                                         [--steps 20] [--device cpu|cuda]
 //
 // Per step: the bytes the window reduces (gradients, compensations when Kahan is on, counts,
-// flags, loss), the reduction's wall time and its share of the step, and MPI_Allreduce(SUM, f32)
-// of as many bytes, timed the same way. Bandwidth is reported as bus bandwidth, 2 (N-1)/N x bytes
-// / time (what a ring all-reduce moves per rank), so rows are comparable across world sizes.
+// flags, loss), the reduction's wall time (packing, collectives and unpacking, after a barrier so
+// that the ranks' skew is not counted in it) and its share of the step, and MPI_Allreduce(SUM,
+// f32) of as many bytes, timed the same way. Bandwidth is reported as bus bandwidth, 2 (N-1)/N x
+// bytes / time (what a ring all-reduce moves per rank), so rows are comparable across world sizes.
 // Then the cost model's constants: latency (8-byte all-reduce) and bandwidth (64 MiB). Rank 0
 // prints; everything is measured, nothing predicted here (docs/distributed.md uses these).
 #include <mpi.h>
@@ -116,7 +117,7 @@ int main(int argc, char** argv) {
       xs.push_back(ga::uniform({micro, in}, -1, 1, seed).to(device));
       ys.push_back(ga::uniform({micro, out}, -1, 1, seed + 50).to(device));
     }
-    std::vector<double> step_s, reduce_s;
+    std::vector<double> step_s, reduce_s, skew_s;
     for (int s = 0; s < steps + 2; ++s) {
       MPI_Barrier(MPI_COMM_WORLD);
       const auto t0 = Clock::now();
@@ -126,6 +127,12 @@ int main(int argc, char** argv) {
         window.backward(loss_fn(model(ga::autograd::Variable(xs[i].clone())),
                                 ga::autograd::Variable(ys[i].clone())));
       }
+      // The ranks' backwards end at different times (2 cores, two processes): wait here, so
+      // that the reduction's time is the reduction's, not the skew.
+      if (device == ga::Device::CUDA) ga::cuda_synchronize();
+      const auto tw = Clock::now();
+      MPI_Barrier(MPI_COMM_WORLD);
+      skew_s.push_back(seconds_since(tw));
       opt.step(window);
       if (device == ga::Device::CUDA) ga::cuda_synchronize();
       if (s >= 2) {  // two warm-up steps

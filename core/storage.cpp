@@ -25,11 +25,22 @@ Storage::~Storage() {
   release();
 }
 
+Storage Storage::borrow(void* ptr, std::size_t bytes, Device device) {
+  GA_CHECK(ptr != nullptr || bytes == 0, "Storage::borrow: null memory for " << bytes << " bytes");
+  Storage s;
+  s.ptr_ = ptr;
+  s.bytes_ = bytes;
+  s.device_ = device;
+  s.borrowed_ = true;
+  return s;
+}
+
 Storage::Storage(Storage&& other) noexcept
     : ptr_(std::exchange(other.ptr_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)),
       device_(other.device_),
-      pool_(std::move(other.pool_)) {}
+      pool_(std::move(other.pool_)),
+      borrowed_(std::exchange(other.borrowed_, false)) {}
 
 Storage& Storage::operator=(Storage&& other) noexcept {
   if (this != &other) {
@@ -38,13 +49,16 @@ Storage& Storage::operator=(Storage&& other) noexcept {
     bytes_ = std::exchange(other.bytes_, 0);
     device_ = other.device_;
     pool_ = std::move(other.pool_);
+    borrowed_ = std::exchange(other.borrowed_, false);
   }
   return *this;
 }
 
 void Storage::release() noexcept {
   if (ptr_ == nullptr) return;
-  if (device_ == Device::CPU) {
+  if (borrowed_) {
+    borrowed_ = false;
+  } else if (device_ == Device::CPU) {
     host_cache::release(ptr_, bytes_);
   } else if (pool_) {
     pool_->release(ptr_, bytes_);

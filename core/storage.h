@@ -17,6 +17,10 @@ class Storage {
   Storage() = default;
   Storage(std::size_t bytes, Device device);  // throws OutOfMemoryError on failure
   ~Storage();                                 // never throws
+  // Memory that someone else owns and keeps alive, in place, for as long as this storage (and
+  // anything moved from it) lives: never freed here.
+  static Storage borrow(void* ptr, std::size_t bytes, Device device);
+  bool borrowed() const { return borrowed_; }
 
   Storage(Storage&& other) noexcept;
   Storage& operator=(Storage&& other) noexcept;
@@ -35,6 +39,7 @@ class Storage {
   std::size_t bytes_ = 0;
   Device device_ = Device::CPU;
   std::shared_ptr<DevicePool> pool_;  // the pool the block came from (null: cudaMalloc)
+  bool borrowed_ = false;
 };
 
 }  // namespace gradaccum

@@ -42,6 +42,13 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, std:
 Tensor::Tensor(const Shape& shape, DType dtype, Device device)
     : shape_(shape), dtype_(dtype), storage_(checked_bytes(shape, dtype), device), defined_(true) {}
 
+Tensor::Tensor(const Shape& shape, DType dtype, Storage storage)
+    : shape_(shape), dtype_(dtype), storage_(std::move(storage)), defined_(true) {}
+
+Tensor Tensor::borrow(void* data, const Shape& shape, DType dtype, Device device) {
+  return Tensor(shape, dtype, Storage::borrow(data, checked_bytes(shape, dtype), device));
+}
+
 Tensor::Tensor(Tensor&& other) noexcept
     : shape_(std::exchange(other.shape_, Shape())),
       dtype_(other.dtype_),

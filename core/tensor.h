@@ -26,6 +26,10 @@ class Tensor {
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape,
                             DType dtype = DType::f32, Device device = Device::CPU);
 
+  // A tensor over memory it does not own (Storage::borrow): the owner keeps `data` alive and in
+  // place for the tensor's life. A distributed window's gradients live in its reduction buffer.
+  static Tensor borrow(void* data, const Shape& shape, DType dtype, Device device);
+
   // A moved-from tensor is undefined (defined() is false), like a default-constructed one.
   Tensor(Tensor&& other) noexcept;
   Tensor& operator=(Tensor&& other) noexcept;
@@ -73,6 +77,7 @@ class Tensor {
 
  private:
   Tensor(const Shape& shape, DType dtype, Device device);
+  Tensor(const Shape& shape, DType dtype, Storage storage);
   void check_element_size(std::size_t size) const;
 
   Shape shape_;

@@ -86,54 +86,69 @@ std::uint64_t FusedBuffer::layout_hash() const {
   return h;
 }
 
-void combine_words(const std::vector<Segment>& segments, std::uint64_t* acc,
-                   const std::uint64_t* other, std::size_t begin, std::size_t end) {
-  for (const Segment& s : segments) {
-    // This segment's words in the chunk, as indices into acc and other.
-    const std::size_t lo = std::max(begin, s.word_offset) - begin;
-    const std::size_t hi = std::min(end, s.word_offset + s.words);
-    if (lo + begin >= hi) continue;
-    const std::size_t n = hi - begin;
-    switch (s.op) {
-      case ReduceOp::SumF32: {
-        // Word by word through memcpy: the two floats of a word, in order (a padding float at
-        // the end of an odd segment is 0 + 0).
-        for (std::size_t i = lo; i < n; ++i) {
-          float a[2], b[2];
-          std::memcpy(a, acc + i, sizeof a);
-          std::memcpy(b, other + i, sizeof b);
-          a[0] = a[0] + b[0];
-          a[1] = a[1] + b[1];
-          std::memcpy(acc + i, a, sizeof a);
-        }
-        break;
-      }
-      case ReduceOp::SumKahanF32: {
-        // The pair (sum, comp) stands for sum + comp: both parts of the other rank's pair go
-        // into the compensated sum, the larger first.
-        for (std::size_t i = lo; i < n; ++i) {
-          float a[2], b[2];
-          std::memcpy(a, acc + i, sizeof a);
-          std::memcpy(b, other + i, sizeof b);
-          kahan_add(a[0], a[1], b[0]);
-          kahan_add(a[0], a[1], b[1]);
-          std::memcpy(acc + i, a, sizeof a);
-        }
-        break;
-      }
-      case ReduceOp::SumU64:
-        for (std::size_t i = lo; i < n; ++i)
-          acc[i] += other[i];
-        break;
-      case ReduceOp::MaxU64:
-        for (std::size_t i = lo; i < n; ++i)
-          acc[i] = std::max(acc[i], other[i]);
-        break;
-      case ReduceOp::MinU64:
-        for (std::size_t i = lo; i < n; ++i)
-          acc[i] = std::min(acc[i], other[i]);
-        break;
+namespace {
+
+// One pass over the words [a, b) of a segment: out[i] = x[i] op y[i], for every i (out may be x
+// or y: each word is read before it is written). Plain loops over arrays, so that the compiler
+// vectorises the f32 sums.
+void fold_pass(ReduceOp op, std::uint64_t* out, const std::uint64_t* x, const std::uint64_t* y,
+               std::size_t a, std::size_t b) {
+  switch (op) {
+    case ReduceOp::SumF32: {  // two floats a word (a padding float is 0 + 0)
+      auto* o = reinterpret_cast<float*>(out + a);
+      const auto* u = reinterpret_cast<const float*>(x + a);
+      const auto* v = reinterpret_cast<const float*>(y + a);
+      for (std::size_t i = 0; i < 2 * (b - a); ++i)
+        o[i] = u[i] + v[i];
+      break;
     }
+    case ReduceOp::SumKahanF32:  // (sum, comp) stands for sum + comp: both parts of y go into
+                                 // the compensated sum, the larger first
+      for (std::size_t i = a; i < b; ++i) {
+        float p[2], q[2];
+        std::memcpy(p, x + i, sizeof p);
+        std::memcpy(q, y + i, sizeof q);
+        kahan_add(p[0], p[1], q[0]);
+        kahan_add(p[0], p[1], q[1]);
+        std::memcpy(out + i, p, sizeof p);
+      }
+      break;
+    case ReduceOp::SumU64:
+      for (std::size_t i = a; i < b; ++i)
+        out[i] = x[i] + y[i];
+      break;
+    case ReduceOp::MaxU64:
+      for (std::size_t i = a; i < b; ++i)
+        out[i] = std::max(x[i], y[i]);
+      break;
+    case ReduceOp::MinU64:
+      for (std::size_t i = a; i < b; ++i)
+        out[i] = std::min(x[i], y[i]);
+      break;
+  }
+}
+
+}  // namespace
+
+void fold_words(const std::vector<Segment>& segments, std::uint64_t* out,
+                const std::uint64_t* const* sources, int n, std::size_t begin, std::size_t end) {
+  GA_CHECK(n >= 1, "fold_words: no source");
+  for (int r = 2; r < n; ++r) {
+    GA_CHECK(sources[r] != out, "fold_words: out may be source 0 or 1, not source " << r);
+  }
+  if (n == 1) {
+    if (out != sources[0]) std::memcpy(out, sources[0], (end - begin) * kWordBytes);
+    return;
+  }
+  for (const Segment& s : segments) {
+    // This segment's words in the chunk, as indices into out and the sources.
+    const std::size_t lo = std::max(begin, s.word_offset);
+    const std::size_t hi = std::min(end, s.word_offset + s.words);
+    if (lo >= hi) continue;
+    // Rank order, one pass per rank: ((s0 op s1) op s2) ... element by element.
+    fold_pass(s.op, out, sources[0], sources[1], lo - begin, hi - begin);
+    for (int r = 2; r < n; ++r)
+      fold_pass(s.op, out, out, sources[r], lo - begin, hi - begin);
   }
 }
 

@@ -66,12 +66,12 @@ class FusedBuffer {
   HostBuffer memory_;
 };
 
-// Combines `other` into `acc`, the words [begin, end) of two buffers laid out as `segments`
-// (both pointers at word `begin`): acc = acc (op) other, word by word. Applied in rank order (acc
-// starts as rank 0's words, then ranks 1, 2, ... are combined in), it gives the same bits whatever
-// the backend's algorithm.
-void combine_words(const std::vector<Segment>& segments, std::uint64_t* acc,
-                   const std::uint64_t* other, std::size_t begin, std::size_t end);
+// The words [begin, end) of n buffers laid out as `segments`, combined in rank order into out:
+// out = ((sources[0] op sources[1]) op sources[2]) ... word by word (every pointer at word
+// `begin`; out may be sources[0] or sources[1], not a later one). Every rank folding the same words
+// in the same order gets the same bits, whatever the backend did to bring them together.
+void fold_words(const std::vector<Segment>& segments, std::uint64_t* out,
+                const std::uint64_t* const* sources, int n, std::size_t begin, std::size_t end);
 
 // Rank r's chunk of a buffer of `words` cut into `ranks` contiguous pieces, as even as possible:
 // [chunk_begin(r), chunk_begin(r + 1)).

@@ -74,7 +74,7 @@ class MpiProcessGroup final : public ProcessGroup {
 
  private:
   void allreduce_impl(FusedBuffer& buffer) override {
-    const int n = size();
+    const int n = size(), me = rank();
     const std::size_t words = buffer.words();
     std::vector<int> counts(n), displs(n);
     for (int r = 0; r < n; ++r) {
@@ -82,26 +82,32 @@ class MpiProcessGroup final : public ProcessGroup {
       counts[r] = to_int_count(chunk_begin(words, n, r + 1) - b, "allreduce");
       displs[r] = to_int_count(b, "allreduce");
     }
-    // Rank r's chunk of every rank, in rank order: recv_[s * mine .. (s + 1) * mine).
-    const std::size_t mine = static_cast<std::size_t>(counts[rank()]);
+    // Chunk `me` of every other rank, in rank order (this rank's own stays in the buffer).
+    const std::size_t mine = static_cast<std::size_t>(counts[me]);
     recv_.resize(mine * static_cast<std::size_t>(n));
-    std::vector<int> rcounts(n, counts[rank()]), rdispls(n);
+    std::vector<int> scounts = counts, rcounts(n, counts[me]), rdispls(n);
+    scounts[me] = 0;
+    rcounts[me] = 0;
     for (int s = 0; s < n; ++s)
       rdispls[s] = to_int_count(mine * static_cast<std::size_t>(s), "allreduce");
     std::uint64_t* data = buffer.data();
     {
       CollectiveWatchdog::Guard g(watchdog_, "MPI_Alltoallv (the step's reduction)");
-      GA_MPI_CHECK(MPI_Alltoallv(data, counts.data(), displs.data(), MPI_UINT64_T, recv_.data(),
+      GA_MPI_CHECK(MPI_Alltoallv(data, scounts.data(), displs.data(), MPI_UINT64_T, recv_.data(),
                                  rcounts.data(), rdispls.data(), MPI_UINT64_T, comm_));
     }
-    // This rank's chunk, combined in rank order into its place in the buffer.
-    const std::size_t begin = static_cast<std::size_t>(displs[rank()]);
-    std::uint64_t* acc = data + begin;
-    std::memcpy(acc, recv_.data(), mine * kWordBytes);
-    for (int s = 1; s < n; ++s) {
-      combine_words(buffer.segments(), acc, recv_.data() + mine * static_cast<std::size_t>(s),
-                    begin, begin + mine);
+    // This rank's chunk, folded in rank order in place.
+    const std::size_t begin = static_cast<std::size_t>(displs[me]);
+    std::uint64_t* chunk = data + begin;
+    std::vector<const std::uint64_t*> sources(n);
+    for (int s = 0; s < n; ++s)
+      sources[s] = s == me ? chunk : recv_.data() + mine * static_cast<std::size_t>(s);
+    if (me >= 2) {  // the fold writes over the chunk before it reaches this rank's turn
+      std::uint64_t* own = recv_.data() + mine * static_cast<std::size_t>(me);
+      std::memcpy(own, chunk, mine * kWordBytes);
+      sources[me] = own;
     }
+    fold_words(buffer.segments(), chunk, sources.data(), n, begin, begin + mine);
     {
       CollectiveWatchdog::Guard g(watchdog_, "MPI_Allgatherv (the step's reduction)");
       GA_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),

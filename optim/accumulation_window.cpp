@@ -87,7 +87,19 @@ AccumulationWindow::AccumulationWindow(std::vector<Variable> params, WindowOptio
   if (options_.process_group()) connect_ranks();
 }
 
-AccumulationWindow::~AccumulationWindow() = default;
+AccumulationWindow::~AccumulationWindow() {
+  if (!across_ranks_) return;
+  // Gradients that are views of the reduction buffer get memory of their own before it goes:
+  // the parameters outlive the window.
+  for (Variable& p : params_) {
+    if (!p.grad().defined() || !across_ranks_->holds(p.grad().raw_data())) continue;
+    try {
+      p.grad() = p.grad().clone();
+    } catch (...) {
+      p.grad() = Tensor();  // no memory for a copy: the gradient is dropped, never left dangling
+    }
+  }
+}
 
 void AccumulationWindow::connect_ranks() {
   dist::ProcessGroup& pg = *options_.process_group();
@@ -131,6 +143,15 @@ void AccumulationWindow::connect_ranks() {
   }
   across_ranks_ = std::make_unique<WindowReduction>(options_.process_group(), params_,
                                                     options_.compensation() == Compensation::Kahan);
+  // Where the buffer can hold them, the gradient sums live in it: nothing to copy at the step.
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (float* mem = across_ranks_->gradient_memory(i)) {
+      Variable& p = params_[i];
+      Tensor view = Tensor::borrow(mem, p.shape(), DType::f32, device_);
+      view.copy_from(p.grad());
+      p.grad() = std::move(view);
+    }
+  }
 }
 
 std::size_t AccumulationWindow::reduced_bytes() const {

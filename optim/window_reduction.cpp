@@ -51,9 +51,21 @@ WindowReduction::WindowReduction(std::shared_ptr<dist::ProcessGroup> pg,
     largest = std::max(largest, n);
   }
   buffer_.allocate();
+  views_ = !kahan && !params.empty() && params.front().device() == Device::CPU;
   if (kahan && !params.empty() && params.front().device() == Device::CUDA) {
     scratch_.resize(2 * largest);
   }
+}
+
+float* WindowReduction::gradient_memory(std::size_t i) {
+  GA_CHECK(i < param_segs_.size(), "WindowReduction::gradient_memory: parameter " << i);
+  return views_ ? buffer_.f32(param_segs_[i]) : nullptr;
+}
+
+bool WindowReduction::holds(const void* p) const {
+  const auto* b = reinterpret_cast<const char*>(buffer_.data());
+  const auto* q = static_cast<const char*>(p);
+  return b != nullptr && q >= b && q < b + buffer_.bytes();
 }
 
 void WindowReduction::pack(const WindowState& s, const Tally& local) {
@@ -81,7 +93,8 @@ void WindowReduction::pack(const WindowState& s, const Tally& local) {
     const autograd::Variable& p = (*s.params)[i];
     float* dst = buffer_.f32(param_segs_[i]);
     if (!kahan_) {
-      read_floats(p.grad(), dst);  // straight into the (page-locked) buffer
+      // A view of the buffer already is the buffer; else straight into it (page-locked).
+      if (p.grad().raw_data() != dst) read_floats(p.grad(), dst);
       continue;
     }
     const auto n = static_cast<std::size_t>(p.value().numel());
@@ -118,7 +131,7 @@ WindowCounts WindowReduction::unpack(const WindowState& s) {
     autograd::Variable& p = (*s.params)[i];
     const float* src = buffer_.f32(param_segs_[i]);
     if (!kahan_) {
-      write_floats(p.grad(), src);
+      if (p.grad().raw_data() != src) write_floats(p.grad(), src);
       continue;
     }
     const auto n = static_cast<std::size_t>(p.value().numel());
@@ -140,10 +153,9 @@ WindowCounts WindowReduction::unpack(const WindowState& s) {
 WindowReduction::Totals WindowReduction::reduce(const WindowState& s, const Tally& local) {
   GA_CHECK(s.params != nullptr && s.params->size() == param_segs_.size(),
            "WindowReduction: expected " << param_segs_.size() << " parameters");
-  pack(s, local);
   const auto t0 = std::chrono::steady_clock::now();
+  pack(s, local);
   pg_->allreduce(buffer_);
-  last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Every rank now reads the same words, so each check below fails on all of them or on none.
   const std::uint64_t* counts = buffer_.u64(counts_seg_);
@@ -161,6 +173,7 @@ WindowReduction::Totals WindowReduction::reduce(const WindowState& s, const Tall
                  "reduction for the whole window");
   Totals t;
   t.counts = unpack(s);
+  last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   t.tally.submitted = counts[kSubmitted];
   t.tally.has_reduction = true;
   t.tally.reduction = maxs[kSawSum] != 0 ? Reduction::Sum : Reduction::Mean;

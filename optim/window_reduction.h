@@ -46,9 +46,19 @@ class WindowReduction {
   };
   Totals reduce(const WindowState& state, const Tally& local);
 
+  // CPU windows without Kahan keep their gradient sums in the buffer itself (as DDP's
+  // gradient_as_bucket_view): parameter i's gradient is a tensor over gradient_memory(i), so
+  // that nothing is copied in or out. Null where the buffer's layout cannot hold it (Kahan pairs
+  // are interleaved; CUDA gradients live on the device).
+  float* gradient_memory(std::size_t i);
+  // Whether `p` lies in this buffer (a gradient the window gave a view of it).
+  bool holds(const void* p) const;
+
   dist::ProcessGroup& group() const { return *pg_; }
   std::size_t bytes() const { return buffer_.bytes(); }
-  double last_seconds() const { return last_seconds_; }  // the last reduction's wall time
+  // The last reduction's wall time: packing, the collective (waiting for the slowest rank
+  // included) and unpacking.
+  double last_seconds() const { return last_seconds_; }
 
  private:
   void pack(const WindowState& state, const Tally& local);
@@ -59,6 +69,7 @@ class WindowReduction {
   dist::FusedBuffer buffer_;
   std::size_t counts_seg_, min_seg_, max_seg_, loss_seg_;
   std::vector<std::size_t> param_segs_;
+  bool views_ = false;          // gradients may live in the buffer (CPU, no Kahan)
   std::vector<float> scratch_;  // a CUDA parameter's sums and compensations, before interleaving
   double last_seconds_ = 0.0;
 };

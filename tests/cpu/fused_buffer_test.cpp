@@ -1,4 +1,4 @@
-// dist::FusedBuffer and combine_words: the arithmetic of a distributed step's reduction,
+// dist::FusedBuffer and fold_words: the arithmetic of a distributed step's reduction,
 // checked against float64 and integer references on random words, chunk by chunk.
 #include <gtest/gtest.h>
 
@@ -97,11 +97,13 @@ TEST(CombineWords, RankOrderMatchesReferencesForEveryOp) {
   // Whole buffer in one chunk, and in three chunks cut at odd places: the same bits.
   for (const std::vector<std::size_t>& cuts :
        {std::vector<std::size_t>{0, words}, std::vector<std::size_t>{0, 5, 21, words}}) {
-    std::vector<std::uint64_t> acc = bufs[0];
+    // Folded in place into rank 1's copy, as that rank does for its own chunk.
+    std::vector<std::uint64_t> acc = bufs[1];
     for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
-      for (int r = 1; r < ranks; ++r) {
-        combine_words(segs, acc.data() + cuts[c], bufs[r].data() + cuts[c], cuts[c], cuts[c + 1]);
-      }
+      std::vector<const std::uint64_t*> src;
+      for (int r = 0; r < ranks; ++r)
+        src.push_back(r == 1 ? acc.data() + cuts[c] : bufs[r].data() + cuts[c]);
+      fold_words(segs, acc.data() + cuts[c], src.data(), ranks, cuts[c], cuts[c + 1]);
     }
     const float* out = reinterpret_cast<const float*>(acc.data());
     for (std::size_t i = 0; i < floats; ++i) {
@@ -149,11 +151,14 @@ TEST(CombineWords, KahanPairsKeepWhatPlainF32Loses) {
     std::memcpy(&w, f, sizeof w);
     return w;
   };
-  std::uint64_t acc = word(1e8f, 0.0f);
-  for (int r = 1; r < 8; ++r) {
-    const std::uint64_t other = word(1.0f, 0.25f);
-    combine_words(segs, &acc, &other, 0, 1);
+  std::uint64_t words[8] = {word(1e8f, 0.0f)};
+  const std::uint64_t* src[8];
+  for (int r = 0; r < 8; ++r) {
+    if (r > 0) words[r] = word(1.0f, 0.25f);
+    src[r] = &words[r];
   }
+  std::uint64_t acc = 0;
+  fold_words(segs, &acc, src, 8, 0, 1);
   float f[2];
   std::memcpy(f, &acc, sizeof f);
   EXPECT_EQ(static_cast<double>(f[0]) + static_cast<double>(f[1]), 1e8 + 7 * 1.25);
@@ -167,12 +172,21 @@ TEST(CombineWords, TouchesOnlyItsChunk) {
   const std::vector<Segment> segs = layout_of(8, 4, 3);
   const std::size_t words = segs.back().word_offset + segs.back().words;
   std::vector<std::uint64_t> acc(words, 0x5555), other(words, 1);
-  combine_words(segs, acc.data() + 3, other.data() + 3, 3, 9);
+  const std::uint64_t* src[2] = {acc.data() + 3, other.data() + 3};
+  fold_words(segs, acc.data() + 3, src, 2, 3, 9);
   for (std::size_t w = 0; w < words; ++w) {
     if (w < 3 || w >= 9) {
       EXPECT_EQ(acc[w], 0x5555u) << "word " << w << " is outside the chunk";
     }
   }
+}
+
+TEST(CombineWords, OutMayNotBeALaterSource) {
+  const std::vector<Segment> segs = layout_of(4, 0, 0);
+  std::uint64_t a[2] = {}, b[2] = {}, c[2] = {};
+  const std::uint64_t* src[3] = {a, b, c};
+  EXPECT_THROW(fold_words(segs, c, src, 3, 0, 2), Error);
+  EXPECT_NO_THROW(fold_words(segs, b, src, 3, 0, 2));
 }
 
 TEST(Fnv1a, KnownValues) {

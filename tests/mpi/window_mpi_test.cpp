@@ -390,5 +390,29 @@ TEST(WindowMpi, BroadcastGivesEveryRankRankZerosParameters) {
   }
 }
 
+// CPU windows keep their gradients in the reduction buffer; the parameters outlive the window,
+// so its destructor gives them memory of their own, values kept (ASan would see a dangling one).
+TEST(WindowMpi, GradientsOutliveTheWindowThatHeldThem) {
+  nn::Sequential model = make_mlp(kIn, kHidden, kOut, 5);
+  std::vector<std::vector<float>> grads;
+  {
+    AccumulationWindow window(model.parameters(), WindowOptions().process_group(world_ptr()));
+    nn::L1Loss loss_fn(Reduction::Sum);
+    window.zero_grad();
+    window.backward(loss_fn(model(Variable(random_tensor({3, kIn}, 8))),
+                            Variable(random_tensor({3, kOut}, 9))));
+    grads = snapshot(model.parameters(), true);
+  }
+  EXPECT_EQ(snapshot(model.parameters(), true), grads);
+  // A second window over the same parameters starts from them, and steps.
+  AccumulationWindow again(model.parameters(), WindowOptions().process_group(world_ptr()));
+  SGD opt(model.parameters(), SGDOptions(0.1));
+  again.zero_grad();
+  nn::L1Loss loss_fn(Reduction::Mean);
+  again.backward(loss_fn(model(Variable(random_tensor({2, kIn}, 10))),
+                         Variable(random_tensor({2, kOut}, 11))));
+  EXPECT_TRUE(opt.step(again).applied);
+}
+
 }  // namespace
 }  // namespace gradaccum::test
