@@ -6,6 +6,7 @@
 
 #include "bench_util.h"
 #include "kernels/accumulate.h"
+#include "kernels/exact_sum.h"
 #include "kernels/linear.h"
 #include "kernels/sgd.h"
 
@@ -151,6 +152,53 @@ void BM_SgdUpdate(benchmark::State& state) {
   set_rates(state, 0, 4.0 * 5 * n);
 }
 
+// One micro-batch's f32 gradient into the window's sum, per accumulation mode (0 naive, 1
+// Kahan, 2 exact). Bytes per element moved: naive 12 (acc read and written, g read), Kahan 20
+// (and comp), exact 36 (g read, two 8-byte limbs read and written).
+void BM_AccumulateMode(benchmark::State& state) {
+  const auto device = static_cast<Device>(state.range(0));
+  const int mode = static_cast<int>(state.range(1));
+  const std::int64_t n = state.range(2);
+  if (skip_without_device(state, device)) return;
+  Tensor acc = random_input({n}, 1, DType::f32, device);
+  Tensor comp = Tensor::zeros({n}, DType::f32, device);
+  ExactSum exact;
+  if (mode == 2) exact = ExactSum({n}, device);
+  std::vector<Tensor> gs;
+  for (int s = 0; s < kInputSets; ++s)
+    gs.push_back(random_input({n}, 2 + s, DType::f32, device));
+  try {
+    run_timed(state, device, [&](int s) {
+      if (mode == 2) {
+        exact.add(gs[s]);
+      } else {
+        AccumulateOptions o;
+        if (mode == 1) o.compensation = &comp;
+        accumulate(acc, gs[s], o);
+      }
+    });
+  } catch (const Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  const double bytes = mode == 0 ? 12.0 : mode == 1 ? 20.0 : 36.0;
+  set_rates(state, static_cast<double>(n), bytes * n);
+  state.SetLabel(mode == 0 ? "naive" : mode == 1 ? "kahan" : "exact");
+}
+
+// The exact step's rounding: 72 bytes read (nine limbs) and 4 written per element.
+void BM_ExactRound(benchmark::State& state) {
+  const auto device = static_cast<Device>(state.range(0));
+  const std::int64_t n = state.range(1);
+  if (skip_without_device(state, device)) return;
+  ExactSum exact({n}, device);
+  for (int s = 0; s < 4; ++s)
+    exact.add(random_input({n}, 40 + s, DType::f32, device));
+  Tensor out = Tensor::empty({n}, DType::f32, device);
+  run_timed(state, device, [&](int) { exact.round_to(out); });
+  set_rates(state, static_cast<double>(n), 76.0 * n);
+}
+
 void BandwidthArgs(benchmark::internal::Benchmark* b) {
   for (auto dev : {Device::CPU, Device::CUDA}) {
     const auto d = static_cast<int64_t>(dev);
@@ -160,6 +208,16 @@ void BandwidthArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Copy)->Apply(BandwidthArgs)->UseManualTime();
 BENCHMARK(BM_SgdUpdate)->Apply(BandwidthArgs)->UseManualTime();
+BENCHMARK(BM_ExactRound)->Apply(BandwidthArgs)->UseManualTime();
+BENCHMARK(BM_AccumulateMode)
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      for (auto dev : {Device::CPU, Device::CUDA}) {
+        for (int mode : {0, 1, 2}) {
+          b->Args({static_cast<int64_t>(dev), mode, dev == Device::CPU ? (1 << 22) : (1 << 26)});
+        }
+      }
+    })
+    ->UseManualTime();
 BENCHMARK(BM_Accumulate)
     ->Apply([](benchmark::internal::Benchmark* b) {
       for (auto dev : {Device::CPU, Device::CUDA}) {

@@ -11,6 +11,7 @@
 #include "core/half.h"
 #include "core/random.h"
 #include "kernels/accumulate.h"
+#include "kernels/exact_sum.h"
 #include "kernels/nonfinite_flag.h"
 
 namespace gradaccum::optim {
@@ -31,6 +32,7 @@ constexpr ModeInfo kModes[] = {
     {AccumMode::F16InF32Kahan, "f32-acc-kahan", DType::f16, DType::f32},
     {AccumMode::F16StaticScale, "static-scale", DType::f16, DType::f32},
     {AccumMode::F16DynamicScale, "dynamic-scale", DType::f16, DType::f32},
+    {AccumMode::F32Exact, "exact", DType::f32, DType::f32},
 };
 
 struct SourceInfo {
@@ -132,6 +134,7 @@ class Runner {
     const ModeInfo& m = info(mode);
     acc_ = Tensor::zeros({n_}, m.acc, dev);
     if (is_kahan(mode)) comp_ = Tensor::zeros({n_}, DType::f32, dev);
+    if (mode == AccumMode::F32Exact) exact_ = ExactSum({n_}, dev);
     g_host_ = Tensor::zeros({n_}, m.grad, Device::CPU);
     if (dev != Device::CPU) g_dev_ = Tensor::zeros({n_}, m.grad, dev);
     ref_.assign(static_cast<std::size_t>(n_), 0.0);
@@ -167,9 +170,13 @@ class Runner {
     if (info(mode_).grad == DType::f32) {
       std::memcpy(g_host_.data<float>(), x, static_cast<std::size_t>(n_) * sizeof(float));
       if (o_.device != Device::CPU) g_dev_.copy_from(g_host_);
-      AccumulateOptions ao;
-      if (is_kahan(mode_)) ao.compensation = &comp_;
-      accumulate(acc_, g, ao);
+      if (mode_ == AccumMode::F32Exact) {
+        exact_.add(g);
+      } else {
+        AccumulateOptions ao;
+        if (is_kahan(mode_)) ao.compensation = &comp_;
+        accumulate(acc_, g, ao);
+      }
     } else {
       const RowInfo& r = convert(pool_.row_of(i));
       nonzero_ += r.nonzero;
@@ -225,7 +232,14 @@ class Runner {
     c.max_loss_scale = max_scale_;
     c.underflow_frac =
         nonzero_ > 0 ? static_cast<double>(underflowed_) / static_cast<double>(nonzero_) : 0.0;
-    const std::vector<float> acc = acc_.to_vector();
+    std::vector<float> acc;
+    if (mode_ == AccumMode::F32Exact) {
+      Tensor rounded = Tensor::empty({n_}, DType::f32, o_.device);
+      exact_.round_to(rounded);  // the sums, rounded once
+      acc = rounded.to_vector();
+    } else {
+      acc = acc_.to_vector();
+    }
     std::vector<float> comp;
     if (is_kahan(mode_)) comp = comp_.to_vector();
     const double count = static_cast<double>(counted_ * pool_.elements_per_micro_batch());
@@ -314,6 +328,7 @@ class Runner {
   const StudyOptions& o_;
   std::int64_t n_;
   Tensor acc_, comp_, g_host_, g_dev_, scale_host_, inv_scale_;
+  ExactSum exact_;  // F32Exact
   std::unique_ptr<NonFiniteFlag> flag_;
   std::vector<double> ref_;
   std::vector<std::uint16_t> bits_;

@@ -52,11 +52,13 @@ enum class AccumMode : std::uint8_t {
   F16StaticScale,   // f16 gradients of a loss scaled by a fixed S, unscaled while added to f32
   F16DynamicScale,  // as above with a dynamic S: an overflowing micro-batch is dropped (not
                     // added, not counted) and S backs off; S grows after clean micro-batches
+  F32Exact,         // f32 gradients, an exact fixed-point sum (kernels/exact_sum.h) rounded
+                    // once to f32 when read
 };
 
 const std::vector<AccumMode>& all_accum_modes();
 // Short names for tables and CSV: naive, kahan, f16-acc, f32-acc, f32-acc-kahan, static-scale,
-// dynamic-scale. accum_mode_from_name returns false for an unknown name.
+// dynamic-scale, exact. accum_mode_from_name returns false for an unknown name.
 const char* accum_mode_name(AccumMode mode);
 bool accum_mode_from_name(const std::string& name, AccumMode* mode);
 // The dtype of the gradients (addends) and of the accumulator.
@@ -147,7 +149,8 @@ struct CellResult {
   float loss_scale = 1.0f;  // S after the last micro-batch (1 without scaling)
   float min_loss_scale = 1.0f, max_loss_scale = 1.0f;
   // With StudyOptions::keep_values: the accumulator and compensation (f16 widened exactly; comp
-  // empty without Kahan), the normalised gradient and the float64 reference.
+  // empty without Kahan; for exact, the sums rounded to f32), the normalised gradient and the
+  // float64 reference.
   std::vector<float> acc, comp, normalised;
   std::vector<double> reference;
 };

@@ -46,7 +46,7 @@ const char* overflow_policy_name(OverflowPolicy p) {
   return p == OverflowPolicy::SkipStep ? "skip-step" : "drop-micro-batch";
 }
 const char* compensation_name(Compensation c) {
-  return c == Compensation::Kahan ? "kahan" : "naive";
+  return c == Compensation::Kahan ? "kahan" : c == Compensation::Exact ? "exact" : "naive";
 }
 
 std::string StepReport::str() const {
@@ -141,8 +141,12 @@ void AccumulationWindow::connect_ranks() {
                           &params_[i].value());
     dist::check_tensors_identical(pg, values);
   }
-  across_ranks_ = std::make_unique<WindowReduction>(options_.process_group(), params_,
-                                                    options_.compensation() == Compensation::Kahan);
+  const Compensation c = options_.compensation();
+  across_ranks_ =
+      std::make_unique<WindowReduction>(options_.process_group(), params_,
+                                        c == Compensation::Kahan   ? WindowReduction::Sums::Kahan
+                                        : c == Compensation::Exact ? WindowReduction::Sums::Exact
+                                                                   : WindowReduction::Sums::F32);
   // Where the buffer can hold them, the gradient sums live in it: nothing to copy at the step.
   for (std::size_t i = 0; i < params_.size(); ++i) {
     if (float* mem = across_ranks_->gradient_memory(i)) {
@@ -163,9 +167,9 @@ double AccumulationWindow::last_reduction_seconds() const {
 }
 
 void AccumulationWindow::reduce_across_ranks() {
-  const WindowReduction::Totals t =
-      across_ranks_->reduce({&params_, &counts_, &skip_flag_, &loss_sum_, &loss_sum_comp_},
-                            {static_cast<std::uint64_t>(submitted_), has_reduction_, reduction_});
+  const WindowReduction::Totals t = across_ranks_->reduce(
+      {&params_, &counts_, &skip_flag_, &loss_sum_, &loss_sum_comp_, &exact_, &exact_loss_},
+      {static_cast<std::uint64_t>(submitted_), has_reduction_, reduction_});
   has_reduction_ = t.tally.has_reduction;
   reduction_ = t.tally.reduction;
   const LossScaling& ls = options_.loss_scaling();
@@ -206,12 +210,20 @@ void AccumulationWindow::ensure_buffers() {
       p.grad_compensation() = Tensor::zeros(p.shape(), DType::f32, device_);
     }
   }
+  if (options_.compensation() == Compensation::Exact && exact_.empty()) {
+    for (const Variable& p : params_)
+      exact_.emplace_back(p.shape(), device_);
+    exact_loss_ = ExactSum({1}, device_);
+  }
 }
 
 void AccumulationWindow::zero_grad() {
   ensure_buffers();
   for (Variable& p : params_)
     p.zero_grad();
+  for (ExactSum& e : exact_)
+    e.zero();
+  if (exact_loss_.defined()) exact_loss_.zero();
   reset_window_counts(counts_);
   loss_sum_.zero_();
   loss_sum_comp_.zero_();
@@ -262,6 +274,16 @@ void AccumulationWindow::backward(const Variable& loss) {
                << " loss elements): expected at least one");
   ensure_buffers();
 
+  if (options_.compensation() == Compensation::Exact) {
+    GA_CHECK(static_cast<std::uint64_t>(submitted_) < ExactSum::kMaxAddends,
+             "AccumulationWindow::backward: exact accumulation holds at most "
+                 << ExactSum::kMaxAddends << " micro-batches a window (its limbs would overflow); "
+                 << submitted_ << " were submitted: step, then open the next window");
+    backward_exact(loss, static_cast<std::uint64_t>(info.samples),
+                   static_cast<std::uint64_t>(info.elements));
+    tally_micro_batch(static_cast<std::uint64_t>(info.samples), info.reduction);
+    return;
+  }
   const bool scaled = options_.loss_scaling().kind != LossScaling::Kind::None;
   const bool kahan = options_.compensation() == Compensation::Kahan;
   autograd::BackwardOptions o;
@@ -336,6 +358,50 @@ void AccumulationWindow::backward(const Variable& loss) {
   tally_micro_batch(samples, info.reduction);
 }
 
+// Compensation::Exact: each micro-batch's own gradient (scratch buffers, overwritten: a chain
+// from zero) is added exactly; a non-finite one is never added. SkipStep: any non-finite addend
+// raises the step's skip flag. DropMicroBatch: the micro-batch is checked first and, if
+// non-finite, adds nothing and is not counted; the others are unscaled by their own loss scale.
+void AccumulationWindow::backward_exact(const Variable& loss, std::uint64_t samples,
+                                        std::uint64_t elements) {
+  const bool scaled = options_.loss_scaling().kind != LossScaling::Kind::None;
+  autograd::BackwardOptions o;
+  o.loss_as_sum = options_.normalization() == Normalization::Window;
+  o.loss_scale = scaled ? &loss_scale_ : nullptr;
+  o.target = autograd::LeafGradTarget::Scratch;
+  loss.backward(o);
+  const bool drop = options_.overflow() == OverflowPolicy::DropMicroBatch;
+  ExactAddOptions a;
+  if (drop) {
+    micro_batch_flag_.clear();
+    std::vector<const Tensor*> written;
+    for (Variable& p : params_) {
+      if (p.scratch_written()) written.push_back(&p.scratch_grad());
+    }
+    written.push_back(&loss.loss_sum());
+    check_finite(written, micro_batch_flag_);
+    a.scale = &inv_loss_scale_;
+    a.skip_if = &micro_batch_flag_;
+  } else {
+    a.nonfinite = &skip_flag_;
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].scratch_written()) exact_[i].add(params_[i].scratch_grad(), a);
+  }
+  ExactAddOptions la = a;
+  la.scale = nullptr;  // the loss is not loss-scaled
+  exact_loss_.add(loss.loss_sum(), la);
+  window_count_micro_batch(counts_, drop ? &micro_batch_flag_ : nullptr, samples, elements,
+                           loss_scale_, inv_loss_scale_, rule());
+}
+
+void AccumulationWindow::round_exact_sums() {
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    exact_[i].round_to(params_[i].grad());
+  exact_loss_.round_to(loss_sum_);
+  loss_sum_comp_.zero_();
+}
+
 float AccumulationWindow::loss_scale() const {
   return loss_scale_.to_vector()[0];
 }
@@ -350,7 +416,11 @@ AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
   GA_CHECK(across_ranks_ || (submitted_ > 0 && submitted_samples_ > 0),
            "step: the window holds no samples ("
                << submitted_ << " micro-batches submitted): there is nothing to average");
-  skip_flag_.clear();
+  const bool exact = options_.compensation() == Compensation::Exact;
+  // An exact window's skip flag already holds its non-finite addends (never added): kept.
+  if (!exact) skip_flag_.clear();
+  if (across_ranks_) reduce_across_ranks();
+  if (exact) round_exact_sums();
   const bool skip_step = options_.overflow() == OverflowPolicy::SkipStep;
   if (skip_step) {
     // The window's loss too: an infinite target gives finite (sign) gradients and an infinite
@@ -361,7 +431,6 @@ AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
     checked.push_back(&loss_sum_);
     check_finite(checked, skip_flag_);
   }
-  if (across_ranks_) reduce_across_ranks();
   WindowDivisor divisor = WindowDivisor::One;
   if (options_.normalization() == Normalization::MicroBatch) {
     divisor = WindowDivisor::MicroBatches;

@@ -49,6 +49,7 @@
 #include "autograd/variable.h"
 #include "core/storage.h"
 #include "dist/process_group.h"
+#include "kernels/exact_sum.h"
 #include "kernels/l1_loss.h"
 #include "kernels/nonfinite_flag.h"
 #include "kernels/window_scalars.h"
@@ -61,7 +62,13 @@ enum class Normalization {
   Window,      // sums, divided once per step by the window's true count (exact; default)
   MicroBatch,  // each micro-batch normalised by its own count, the window divided by k
 };
-enum class Compensation { None, Kahan };
+// How each micro-batch's gradients are added into the window's sums:
+//   None:  an f32 sum (one rounding per addition);
+//   Kahan: an f32 sum with a compensation (about one rounding in all, but order-dependent);
+//   Exact: a fixed-point sum (kernels/exact_sum.h) of every micro-batch's own gradient, rounded
+//          once at the step: the bits do not depend on the order, the split over ranks, or the
+//          device. 72 bytes per parameter; at most ExactSum::kMaxAddends micro-batches a window.
+enum class Compensation { None, Kahan, Exact };
 enum class OverflowPolicy { SkipStep, DropMicroBatch };
 // How a distributed window makes the ranks' parameters equal at construction.
 enum class ParameterSync {
@@ -238,6 +245,8 @@ class AccumulationWindow {
   LossScaleRule rule() const;
   void connect_ranks();
   void reduce_across_ranks();
+  void backward_exact(const Variable& loss, std::uint64_t samples, std::uint64_t elements);
+  void round_exact_sums();
 
   std::vector<Variable> params_;
   WindowOptions options_;
@@ -258,6 +267,8 @@ class AccumulationWindow {
   NonFiniteFlag skip_flag_;
   Storage step_record_;  // WindowStepRecord: the step's outcome, read with one copy
   std::unique_ptr<WindowReduction> across_ranks_;  // distributed windows only
+  std::vector<ExactSum> exact_;                    // Compensation::Exact: per parameter
+  ExactSum exact_loss_;                            // and the window's loss sum
   float host_loss_scale_ = 1.0f;  // the loss scale at the window's start, as the last step left it
 };
 

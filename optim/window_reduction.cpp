@@ -17,41 +17,61 @@ enum CountWord { kSubmitted, kSamples, kElements, kMicroBatches, kDropped, kCoun
 enum MinWord { kGrowthTracker, kMinLayout, kMinWords };
 enum MaxWord { kSkip, kSawMean, kSawSum, kMaxLayout, kMaxWords };
 
-void read_floats(const Tensor& t, float* dst) {
-  if (t.is_cuda()) {
-    detail::cuda_copy(dst, t.raw_data(), t.nbytes(), detail::CopyKind::DeviceToHost);
+// Copies between the window's memory (host or device) and the host buffer.
+void to_host(void* dst, const void* src, std::size_t bytes, Device d) {
+  if (d == Device::CUDA) {
+    detail::cuda_copy(dst, src, bytes, detail::CopyKind::DeviceToHost);
   } else {
-    std::memcpy(dst, t.raw_data(), t.nbytes());
+    std::memcpy(dst, src, bytes);
+  }
+}
+void from_host(void* dst, const void* src, std::size_t bytes, Device d) {
+  if (d == Device::CUDA) {
+    detail::cuda_copy(dst, src, bytes, detail::CopyKind::HostToDevice);
+  } else {
+    std::memcpy(dst, src, bytes);
   }
 }
 
+void read_floats(const Tensor& t, float* dst) {
+  to_host(dst, t.raw_data(), t.nbytes(), t.device());
+}
 void write_floats(Tensor& t, const float* src) {
-  if (t.is_cuda()) {
-    detail::cuda_copy(t.raw_data(), src, t.nbytes(), detail::CopyKind::HostToDevice);
-  } else {
-    std::memcpy(t.raw_data(), src, t.nbytes());
-  }
+  from_host(t.raw_data(), src, t.nbytes(), t.device());
+}
+void read_limbs(const ExactSum& e, std::uint64_t* dst) {
+  to_host(dst, e.limbs().data(), e.limbs().bytes(), e.device());
+}
+void write_limbs(ExactSum& e, const std::uint64_t* src) {
+  from_host(e.limbs().data(), src, e.limbs().bytes(), e.device());
 }
 
 }  // namespace
 
 WindowReduction::WindowReduction(std::shared_ptr<dist::ProcessGroup> pg,
-                                 const std::vector<autograd::Variable>& params, bool kahan)
-    : pg_(std::move(pg)), kahan_(kahan) {
+                                 const std::vector<autograd::Variable>& params, Sums sums)
+    : pg_(std::move(pg)), sums_(sums) {
+  const bool kahan = sums == Sums::Kahan;
   GA_CHECK(pg_ != nullptr, "WindowReduction: no process group");
   counts_seg_ = buffer_.add(ReduceOp::SumU64, kCountWords, "counts");
   min_seg_ = buffer_.add(ReduceOp::MinU64, kMinWords, "growth tracker, layout");
   max_seg_ = buffer_.add(ReduceOp::MaxU64, kMaxWords, "flags, layout");
   loss_seg_ = buffer_.add(ReduceOp::SumKahanF32, 1, "loss sum");
   std::size_t largest = 0;
+  if (sums == Sums::Exact)
+    exact_loss_seg_ = buffer_.add(ReduceOp::SumU64, ExactSum::kLimbs, "loss");
   for (const autograd::Variable& p : params) {
     const auto n = static_cast<std::size_t>(p.value().numel());
-    param_segs_.push_back(buffer_.add(kahan ? ReduceOp::SumKahanF32 : ReduceOp::SumF32, n,
-                                      "gradient of '" + p.name() + "'"));
+    const std::string name = "gradient of '" + p.name() + "'";
+    if (sums == Sums::Exact) {
+      param_segs_.push_back(buffer_.add(ReduceOp::SumU64, n * ExactSum::kLimbs, name));
+    } else {
+      param_segs_.push_back(buffer_.add(kahan ? ReduceOp::SumKahanF32 : ReduceOp::SumF32, n, name));
+    }
     largest = std::max(largest, n);
   }
   buffer_.allocate();
-  views_ = !kahan && !params.empty() && params.front().device() == Device::CPU;
+  views_ = sums == Sums::F32 && !params.empty() && params.front().device() == Device::CPU;
   if (kahan && !params.empty() && params.front().device() == Device::CUDA) {
     scratch_.resize(2 * largest);
   }
@@ -89,10 +109,16 @@ void WindowReduction::pack(const WindowState& s, const Tally& local) {
   read_floats(*s.loss_sum, &loss[0]);
   read_floats(*s.loss_sum_comp, &loss[1]);
 
+  if (sums_ == Sums::Exact) {
+    read_limbs(*s.exact_loss, buffer_.u64(exact_loss_seg_));
+    for (std::size_t i = 0; i < param_segs_.size(); ++i)
+      read_limbs((*s.exact)[i], buffer_.u64(param_segs_[i]));
+    return;
+  }
   for (std::size_t i = 0; i < param_segs_.size(); ++i) {
     const autograd::Variable& p = (*s.params)[i];
     float* dst = buffer_.f32(param_segs_[i]);
-    if (!kahan_) {
+    if (sums_ == Sums::F32) {
       // A view of the buffer already is the buffer; else straight into it (page-locked).
       if (p.grad().raw_data() != dst) read_floats(p.grad(), dst);
       continue;
@@ -127,10 +153,16 @@ WindowCounts WindowReduction::unpack(const WindowState& s) {
   write_floats(*s.loss_sum, &loss[0]);
   write_floats(*s.loss_sum_comp, &loss[1]);
 
+  if (sums_ == Sums::Exact) {
+    write_limbs(*s.exact_loss, buffer_.u64(exact_loss_seg_));
+    for (std::size_t i = 0; i < param_segs_.size(); ++i)
+      write_limbs((*s.exact)[i], buffer_.u64(param_segs_[i]));
+    return c;
+  }
   for (std::size_t i = 0; i < param_segs_.size(); ++i) {
     autograd::Variable& p = (*s.params)[i];
     const float* src = buffer_.f32(param_segs_[i]);
-    if (!kahan_) {
+    if (sums_ == Sums::F32) {
       if (p.grad().raw_data() != src) write_floats(p.grad(), src);
       continue;
     }
@@ -153,6 +185,9 @@ WindowCounts WindowReduction::unpack(const WindowState& s) {
 WindowReduction::Totals WindowReduction::reduce(const WindowState& s, const Tally& local) {
   GA_CHECK(s.params != nullptr && s.params->size() == param_segs_.size(),
            "WindowReduction: expected " << param_segs_.size() << " parameters");
+  GA_CHECK(sums_ != Sums::Exact || (s.exact != nullptr && s.exact->size() == param_segs_.size() &&
+                                    s.exact_loss != nullptr),
+           "WindowReduction: an exact window's reduction needs its exact sums");
   const auto t0 = std::chrono::steady_clock::now();
   pack(s, local);
   pg_->allreduce(buffer_);

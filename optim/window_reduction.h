@@ -12,6 +12,7 @@
 #include "autograd/variable.h"
 #include "dist/fused_buffer.h"
 #include "dist/process_group.h"
+#include "kernels/exact_sum.h"
 #include "kernels/l1_loss.h"
 #include "kernels/nonfinite_flag.h"
 #include "kernels/window_scalars.h"
@@ -20,8 +21,11 @@ namespace gradaccum::optim {
 
 class WindowReduction {
  public:
+  // What each parameter's segment holds: f32 sums, Kahan pairs, or exact limbs (reduced as
+  // integers: their sum is exact whatever the order).
+  enum class Sums { F32, Kahan, Exact };
   WindowReduction(std::shared_ptr<dist::ProcessGroup> pg,
-                  const std::vector<autograd::Variable>& params, bool kahan);
+                  const std::vector<autograd::Variable>& params, Sums sums);
 
   // What this rank's host knows of its window, and what the group's holds together.
   struct Tally {
@@ -43,6 +47,8 @@ class WindowReduction {
     NonFiniteFlag* skip;
     Tensor* loss_sum;
     Tensor* loss_sum_comp;
+    std::vector<ExactSum>* exact = nullptr;  // Sums::Exact: per parameter, and the loss's
+    ExactSum* exact_loss = nullptr;
   };
   Totals reduce(const WindowState& state, const Tally& local);
 
@@ -65,9 +71,9 @@ class WindowReduction {
   WindowCounts unpack(const WindowState& state);  // the global counts it wrote
 
   std::shared_ptr<dist::ProcessGroup> pg_;
-  bool kahan_;
+  Sums sums_;
   dist::FusedBuffer buffer_;
-  std::size_t counts_seg_, min_seg_, max_seg_, loss_seg_;
+  std::size_t counts_seg_, min_seg_, max_seg_, loss_seg_, exact_loss_seg_ = 0;
   std::vector<std::size_t> param_segs_;
   bool views_ = false;          // gradients may live in the buffer (CPU, no Kahan)
   std::vector<float> scratch_;  // a CUDA parameter's sums and compensations, before interleaving

@@ -41,6 +41,7 @@ struct Case {
   WindowOptions window;
   SGDOptions sgd = SGDOptions(0.05).momentum(0.9);
   int steps = 3;
+  bool deterministic = false;  // GemmConfig::deterministic (fixed chains, gradaccum's kernels)
   std::function<std::vector<std::int64_t>(int step, int rank, int world)> split;
   // A micro-batch whose first input is +inf (non-finite loss and gradients): {step, rank, index}.
   int inf_step = -1, inf_rank = -1, inf_micro_batch = -1;
@@ -71,6 +72,9 @@ Result train(const Case& c, bool distributed) {
   nn::Sequential model = make_mlp(kIn, kHidden, kOut, distributed ? 100 + 2 * pg.rank() : 100);
   model.to(c.dtype);
   model.to(c.device);
+  GemmConfig gc;
+  gc.deterministic = c.deterministic;
+  model.set_gemm_config(gc);
   WindowOptions wo = c.window;
   if (distributed) wo.process_group(world_ptr());
   AccumulationWindow window(model.parameters(), wo);
@@ -202,13 +206,15 @@ TEST(WindowMpi, UnevenSharesAndARankWithoutSamples) {
   }
 }
 
-TEST(WindowMpi, KahanEqualsTheOneProcessStep) {
+TEST(WindowMpi, KahanAndExactEqualTheOneProcessStep) {
   for (Device d : devices()) {
-    SCOPED_TRACE(device_name(d));
-    Case c = uneven();
-    c.device = d;
-    c.window.compensation(Compensation::Kahan);
-    expect_like_one_process(c, kF32Tol);
+    for (Compensation comp : {Compensation::Kahan, Compensation::Exact}) {
+      SCOPED_TRACE(std::string(device_name(d)) + " " + optim::compensation_name(comp));
+      Case c = uneven();
+      c.device = d;
+      c.window.compensation(comp);
+      expect_like_one_process(c, kF32Tol);
+    }
   }
 }
 
@@ -233,6 +239,31 @@ TEST(WindowMpi, F16DynamicLossScaleWithAnOverflowOnOneRank) {
       c.inf_rank = world().size() - 1;
       c.inf_micro_batch = 0;
       expect_like_one_process(c, kF16Tol);
+    }
+  }
+}
+
+// Exact sums of deterministic micro-batch gradients: the distributed step has the bytes of the
+// one-process step of the same micro-batches, so every world size trains to the same bytes.
+TEST(WindowMpi, ExactDeterministicHasTheOneProcessBytesAtAnyWorldSize) {
+  for (Device d : devices()) {
+    for (OverflowPolicy p : {OverflowPolicy::SkipStep, OverflowPolicy::DropMicroBatch}) {
+      SCOPED_TRACE(std::string(device_name(d)) + " " + optim::overflow_policy_name(p));
+      Case c = uneven();
+      c.device = d;
+      c.deterministic = true;
+      c.window.compensation(Compensation::Exact).overflow(p);
+      c.inf_step = 2;  // and one non-finite micro-batch, on the last rank
+      c.inf_rank = world().size() - 1;
+      c.inf_micro_batch = 0;
+      c.steps = 4;
+      const Result ref = train(c, false);
+      const Result got = train(c, true);
+      EXPECT_EQ(got.hashes, ref.hashes);
+      for (std::size_t s = 0; s < ref.reports.size(); ++s) {
+        EXPECT_EQ(got.reports[s].applied, ref.reports[s].applied) << "step " << s;
+        EXPECT_EQ(got.reports[s].loss_sum, ref.reports[s].loss_sum) << "step " << s;
+      }
     }
   }
 }

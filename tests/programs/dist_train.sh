@@ -56,6 +56,24 @@ print(f"      world 2 vs world 1: max relative difference {worst:.3g}")
 sys.exit(0 if worst < 2e-5 else 1)
 PY
 
+# Exact accumulation of deterministic micro-batch gradients: gpus x accumulation = const gives
+# one set of bytes. Micro-batch 32, global batch 256: (world 1, k 8), (2, 4), (4, 2), (8, 1).
+exact=(--steps 3 --batch 256 --micro-batch 32 --deterministic --accum-mode exact --print-every 0)
+hashes=()
+for np in 1 2 4 8; do
+  if ! run_np "$np" "$work/exact_np$np.out" "${exact[@]}" --save-weights "$work/exact_np$np"; then
+    fail "exact world $np: exit $?"
+    sed 's/^/    /' "$work/exact_np$np.out.err" | head -n 10
+    continue
+  fi
+  hashes+=("$(cat "$work/exact_np$np"/*.npy | sha256sum | cut -c1-16)")
+done
+if [[ ${#hashes[@]} -eq 4 && $(printf '%s\n' "${hashes[@]}" | sort -u | wc -l) -eq 1 ]]; then
+  echo "ok:   exact + deterministic, world 1/2/4/8 x k 8/4/2/1: one hash, ${hashes[0]}"
+else
+  fail "exact + deterministic: the world sizes give different bytes: ${hashes[*]}"
+fi
+
 # A bad flag on every rank: one line from the program.
 rc=0
 run_np 3 "$work/bad.out" --batch 8 --no-such-flag 1 || rc=$?
