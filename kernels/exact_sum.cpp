@@ -62,6 +62,17 @@ std::size_t limb_bytes(const Shape& shape) {
 
 }  // namespace
 
+// The worst addend adds 2^32 - 1 in magnitude to a limb: kMaxAddends of them stay below 2^63.
+static_assert(ExactSum::kMaxAddends * ((std::uint64_t{1} << 32) - 1) < (std::uint64_t{1} << 63),
+              "the addend limit keeps every limb exact");
+
+void ExactSum::check_addends(std::uint64_t count, const char* what) {
+  GA_CHECK(count <= kMaxAddends, what << ": exact accumulation holds at most " << kMaxAddends
+                                      << " addends per element (its int64 limbs could overflow "
+                                         "past that); asked for "
+                                      << count << ": step, then start the next sum");
+}
+
 ExactSum::ExactSum(const Shape& shape, Device device)
     : shape_(shape), limbs_(limb_bytes(shape), device), defined_(true) {
   zero();

@@ -34,6 +34,10 @@ class ExactSum {
   static constexpr std::size_t kBytesPerElement = kLimbs * sizeof(std::uint64_t);
   static constexpr std::uint64_t kMaxAddends = (std::uint64_t{1} << 31) - 1;
 
+  // Throws unless `count` addends per element fit (count <= kMaxAddends): `what` names the
+  // caller in the message.
+  static void check_addends(std::uint64_t count, const char* what);
+
   ExactSum() = default;
   ExactSum(const Shape& shape, Device device);  // zeroed; throws OutOfMemoryError
   ExactSum(ExactSum&&) noexcept = default;

@@ -242,6 +242,10 @@ void AccumulationWindow::check_open() const {
 
 void AccumulationWindow::check_can_add(Reduction reduction) const {
   check_open();
+  if (options_.compensation() == Compensation::Exact) {
+    ExactSum::check_addends(static_cast<std::uint64_t>(submitted_) + 1,
+                            "AccumulationWindow::backward (micro-batches in one window)");
+  }
   GA_CHECK(!has_reduction_ || reduction == reduction_,
            "AccumulationWindow::backward: micro-batches of one window must share a reduction ("
                << reduction_name(reduction_) << " then " << reduction_name(reduction) << ")");
@@ -275,10 +279,6 @@ void AccumulationWindow::backward(const Variable& loss) {
   ensure_buffers();
 
   if (options_.compensation() == Compensation::Exact) {
-    GA_CHECK(static_cast<std::uint64_t>(submitted_) < ExactSum::kMaxAddends,
-             "AccumulationWindow::backward: exact accumulation holds at most "
-                 << ExactSum::kMaxAddends << " micro-batches a window (its limbs would overflow); "
-                 << submitted_ << " were submitted: step, then open the next window");
     backward_exact(loss, static_cast<std::uint64_t>(info.samples),
                    static_cast<std::uint64_t>(info.elements));
     tally_micro_batch(static_cast<std::uint64_t>(info.samples), info.reduction);

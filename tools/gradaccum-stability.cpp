@@ -32,9 +32,9 @@ namespace {
 
 const char* kUsage = R"(usage: gradaccum-stability [flags]
 
-Accumulates k = 1, 2, 4, ... micro-batch gradients in every accumulation mode (fp32 naive and
-Kahan; fp16 gradients into an fp16 accumulator, into fp32, into fp32 with Kahan, with a static
-and with a dynamic loss scale) through the library's accumulate kernels, and compares the
+Accumulates k = 1, 2, 4, ... micro-batch gradients in every accumulation mode (fp32 naive,
+Kahan and exact; fp16 gradients into an fp16 accumulator, into fp32, into fp32 with Kahan, with a
+static and with a dynamic loss scale) through the library's accumulate kernels, and compares the
 normalised sum with a float64 reference over the same addends. Gradient sources: a small MLP's
 per-micro-batch gradients (realistic) and adversarial ones (random signs, a constant, small
 values onto a large one, values near fp16's smallest normal and largest finite number).

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "exact_reference.h"
@@ -246,6 +247,14 @@ TEST(ExactSum, BadArgumentsAreErrors) {
   EXPECT_THROW(acc.round_to(f16), Error);
   Tensor two = Tensor::full({2}, 1.0f);
   EXPECT_THROW(acc.add(Tensor::zeros({2, 3}), {&two}), Error);
+  EXPECT_NO_THROW(ExactSum::check_addends(ExactSum::kMaxAddends, "test"));
+  try {
+    ExactSum::check_addends(ExactSum::kMaxAddends + 1, "test");
+    ADD_FAILURE() << "past the limit must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 2147483647 addends"), std::string::npos)
+        << e.what();
+  }
   ExactSum undefined;
   EXPECT_THROW(undefined.zero(), Error);
   EXPECT_EQ(ExactSum::kBytesPerElement, 72u);
