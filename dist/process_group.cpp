@@ -1,6 +1,7 @@
 #include "dist/process_group.h"
 
 #include <cstring>
+#include <vector>
 
 namespace gradaccum::dist {
 
@@ -33,6 +34,13 @@ void ProcessGroup::allgather(const void* send, std::size_t bytes, void* recv) {
     return;
   }
   allgather_impl(send, bytes, recv);
+}
+
+void ProcessGroup::barrier() {
+  if (size_ == 1) return;
+  const char mine = 0;
+  std::vector<char> all(static_cast<std::size_t>(size_));
+  allgather(&mine, 1, all.data());
 }
 
 }  // namespace gradaccum::dist

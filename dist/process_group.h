@@ -32,6 +32,9 @@ class ProcessGroup {
   void broadcast(void* data, std::size_t bytes, int root);
   // recv (size() * bytes) gets rank r's `send` at offset r * bytes, on every rank.
   void allgather(const void* send, std::size_t bytes, void* recv);
+  // Returns once every rank has called it (an allgather of one byte). Before ranks that stop
+  // together exit, so that what one of them printed is out before any exit ends the job.
+  void barrier();
 
   // Writes "rank R: message" as one line on stderr and ends every process of the group with
   // `exit_code`, at once (a rank that cannot go on must not leave the others waiting).

@@ -1,6 +1,7 @@
 #include "optim/window_reduction.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -83,9 +84,10 @@ float* WindowReduction::gradient_memory(std::size_t i) {
 }
 
 bool WindowReduction::holds(const void* p) const {
-  const auto* b = reinterpret_cast<const char*>(buffer_.data());
-  const auto* q = static_cast<const char*>(p);
-  return b != nullptr && q >= b && q < b + buffer_.bytes();
+  // As integers: ordering pointers into different allocations is unspecified.
+  const auto b = reinterpret_cast<std::uintptr_t>(buffer_.data());
+  const auto q = reinterpret_cast<std::uintptr_t>(p);
+  return b != 0 && q >= b && q < b + buffer_.bytes();
 }
 
 void WindowReduction::pack(const WindowState& s, const Tally& local) {
@@ -203,6 +205,12 @@ WindowReduction::Totals WindowReduction::reduce(const WindowState& s, const Tall
   GA_GROUP_CHECK(counts[kSubmitted] > 0,
                  "step: no rank's window holds a sample (0 micro-batches on "
                      << pg_->size() << " ranks): there is nothing to average");
+  // The limbs of every rank were summed: their addends together must fit the limit.
+  GA_GROUP_CHECK(sums_ != Sums::Exact || counts[kSubmitted] <= ExactSum::kMaxAddends,
+                 "step: the ranks' exact windows hold " << counts[kSubmitted]
+                                                        << " micro-batches together; expected at "
+                                                           "most "
+                                                        << ExactSum::kMaxAddends);
   GA_GROUP_CHECK(maxs[kSawMean] == 0 || maxs[kSawSum] == 0,
                  "step: the ranks' micro-batches mix the mean and sum reductions: expected one "
                  "reduction for the whole window");

@@ -10,20 +10,27 @@
 
 namespace gradaccum::tools {
 
+namespace {
+
+// Rank 0 prints `line`; then every rank waits for the others, so that no rank's exit can end the
+// job before the line is out (every rank reaches this together).
+int report_once(const World& world, const std::string& line, int status) {
+  if (world.root()) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  }
+  if (world.group) world.group->barrier();
+  return status;
+}
+
+}  // namespace
+
 int run_in_world(const char* program, const std::function<double()>& parse,
                  const std::function<int(const World&)>& body) {
-  // Before MPI: only the launcher's environment says which rank this is.
-  const bool root = dist::launcher_rank() == 0;
-  double timeout_seconds = 0;
-  try {
-    timeout_seconds = parse();
-  } catch (const FlagError& e) {
-    if (root) std::fprintf(stderr, "%s: %s\n", program, e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    if (root) std::fprintf(stderr, "%s: error: %s\n", program, plain_message(e).c_str());
-    return 1;
-  }
+  const std::string name = program;
+  // Under a launcher, join the group first: a bad flag, seen by every rank, is then printed by
+  // rank 0 alone and every rank exits together (mpirun would otherwise end rank 0 when the
+  // first other rank exits, perhaps before it printed).
   std::unique_ptr<dist::MpiEnvironment> mpi;
   World world;
   try {
@@ -33,7 +40,7 @@ int run_in_world(const char* program, const std::function<double()>& parse,
                                                                       "build has no MPI "
                                                                       "(GRADACCUM_MPI=OFF)");
       mpi = std::make_unique<dist::MpiEnvironment>();
-      world.group = dist::mpi_world(dist::MpiOptions().timeout_seconds(timeout_seconds));
+      world.group = dist::mpi_world();
       world.rank = world.group->rank();
       world.size = world.group->size();
     }
@@ -42,17 +49,27 @@ int run_in_world(const char* program, const std::function<double()>& parse,
     return 1;
   }
   try {
+    const double timeout_seconds = parse();
+    if (world.group) {
+      // The group's collectives from here on are bounded by the parsed timeout.
+      world.group.reset();
+      world.group = dist::mpi_world(dist::MpiOptions().timeout_seconds(timeout_seconds));
+    }
+  } catch (const FlagError& e) {
+    return report_once(world, name + ": " + e.what(), 2);
+  } catch (const std::exception& e) {
+    return report_once(world, name + ": error: " + plain_message(e), 1);
+  }
+  try {
     const int rc = body(world);
     world.group.reset();
     return rc;
   } catch (const FlagError& e) {
-    if (world.root()) std::fprintf(stderr, "%s: %s\n", program, e.what());
-    return 2;
+    return report_once(world, name + ": " + e.what(), 2);
   } catch (const dist::GroupError& e) {
-    if (world.root()) std::fprintf(stderr, "%s: error: %s\n", program, plain_message(e).c_str());
-    return 1;
+    return report_once(world, name + ": error: " + plain_message(e), 1);
   } catch (const std::exception& e) {
-    const std::string line = std::string(program) + ": error: " + plain_message(e);
+    const std::string line = name + ": error: " + plain_message(e);
     if (world.group) world.group->abort(line, 1);
     std::fprintf(stderr, "%s\n", line.c_str());
     return 1;

@@ -62,7 +62,13 @@ int main(int argc, char** argv) {
   try {
     return train(mode, pg);
   } catch (const ga::dist::GroupError& e) {
-    if (pg->rank() == 0) std::fprintf(stderr, "fault_program: error: %s\n", e.what());
+    // Every rank is here: rank 0 reports, and all wait for it before exiting (an exit could end
+    // the job before the report is out).
+    if (pg->rank() == 0) {
+      std::fprintf(stderr, "fault_program: error: %s\n", e.what());
+      std::fflush(stderr);
+    }
+    pg->barrier();
     return 1;
   } catch (const std::exception& e) {
     pg->abort(std::string("fault_program: error: ") + e.what(), 1);
