@@ -284,11 +284,8 @@ void AccumulationWindow::backward(const Variable& loss) {
     tally_micro_batch(static_cast<std::uint64_t>(info.samples), info.reduction);
     return;
   }
-  const bool scaled = options_.loss_scaling().kind != LossScaling::Kind::None;
   const bool kahan = options_.compensation() == Compensation::Kahan;
-  autograd::BackwardOptions o;
-  o.loss_as_sum = options_.normalization() == Normalization::Window;
-  o.loss_scale = scaled ? &loss_scale_ : nullptr;
+  autograd::BackwardOptions o = backward_options();
   const auto samples = static_cast<std::uint64_t>(info.samples);
   const auto elements = static_cast<std::uint64_t>(info.elements);
 
@@ -333,18 +330,13 @@ void AccumulationWindow::backward(const Variable& loss) {
     o.target = autograd::LeafGradTarget::Scratch;
     loss.backward(o);
     // One check and one addition for all of them (two graph nodes, not two per parameter).
-    micro_batch_flag_.clear();
-    std::vector<const Tensor*> written;
+    check_micro_batch(loss);
     std::vector<AccumulateTarget> targets;
     for (Variable& p : params_) {
       if (!p.scratch_written()) continue;
-      written.push_back(&p.scratch_grad());
       targets.push_back({&p.grad(), &p.scratch_grad(), kahan ? &p.grad_compensation() : nullptr});
     }
-    // A non-finite loss with finite gradients (an infinite target: L1's gradient is only its
-    // sign) is garbage too: dropped like an overflow. The loss is not loss-scaled.
-    written.push_back(&loss.loss_sum());
-    check_finite(written, micro_batch_flag_);
+    // The loss is not loss-scaled.
     AccumulateTarget loss_target{&loss_sum_, &loss.loss_sum(), &loss_sum_comp_};
     loss_target.apply_scale = false;
     targets.push_back(loss_target);
@@ -364,22 +356,13 @@ void AccumulationWindow::backward(const Variable& loss) {
 // non-finite, adds nothing and is not counted; the others are unscaled by their own loss scale.
 void AccumulationWindow::backward_exact(const Variable& loss, std::uint64_t samples,
                                         std::uint64_t elements) {
-  const bool scaled = options_.loss_scaling().kind != LossScaling::Kind::None;
-  autograd::BackwardOptions o;
-  o.loss_as_sum = options_.normalization() == Normalization::Window;
-  o.loss_scale = scaled ? &loss_scale_ : nullptr;
+  autograd::BackwardOptions o = backward_options();
   o.target = autograd::LeafGradTarget::Scratch;
   loss.backward(o);
   const bool drop = options_.overflow() == OverflowPolicy::DropMicroBatch;
   ExactAddOptions a;
   if (drop) {
-    micro_batch_flag_.clear();
-    std::vector<const Tensor*> written;
-    for (Variable& p : params_) {
-      if (p.scratch_written()) written.push_back(&p.scratch_grad());
-    }
-    written.push_back(&loss.loss_sum());
-    check_finite(written, micro_batch_flag_);
+    check_micro_batch(loss);
     a.scale = &inv_loss_scale_;
     a.skip_if = &micro_batch_flag_;
   } else {
@@ -393,6 +376,25 @@ void AccumulationWindow::backward_exact(const Variable& loss, std::uint64_t samp
   exact_loss_.add(loss.loss_sum(), la);
   window_count_micro_batch(counts_, drop ? &micro_batch_flag_ : nullptr, samples, elements,
                            loss_scale_, inv_loss_scale_, rule());
+}
+
+autograd::BackwardOptions AccumulationWindow::backward_options() const {
+  autograd::BackwardOptions o;
+  o.loss_as_sum = options_.normalization() == Normalization::Window;
+  o.loss_scale = options_.loss_scaling().kind != LossScaling::Kind::None ? &loss_scale_ : nullptr;
+  return o;
+}
+
+void AccumulationWindow::check_micro_batch(const Variable& loss) {
+  micro_batch_flag_.clear();
+  std::vector<const Tensor*> written;
+  for (Variable& p : params_) {
+    if (p.scratch_written()) written.push_back(&p.scratch_grad());
+  }
+  // A non-finite loss with finite gradients (an infinite target: L1's gradient is only its
+  // sign) is garbage too: dropped like an overflow.
+  written.push_back(&loss.loss_sum());
+  check_finite(written, micro_batch_flag_);
 }
 
 void AccumulationWindow::round_exact_sums() {

@@ -245,6 +245,10 @@ class AccumulationWindow {
   LossScaleRule rule() const;
   void connect_ranks();
   void reduce_across_ranks();
+  // How a micro-batch's loss is backpropagated into the window (its factor and loss scale).
+  autograd::BackwardOptions backward_options() const;
+  // Raises micro_batch_flag_ when the micro-batch's scratch gradients or loss are non-finite.
+  void check_micro_batch(const Variable& loss);
   void backward_exact(const Variable& loss, std::uint64_t samples, std::uint64_t elements);
   void round_exact_sums();
 

@@ -17,8 +17,8 @@ class BigSum {
   void add(float x) { add(from_float(x)); }
   float round() const {
     if (mag_.empty()) return 0.0f;
-    const float inf = neg_ ? -std::numeric_limits<float>::infinity()
-                           : std::numeric_limits<float>::infinity();
+    const float inf =
+        neg_ ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
     if (compare(mag_, pow2(128 + 149)) >= 0) return inf;  // 2^128 and beyond
     // Largest bit pattern b in [0, 0x7f7fffff] with value(b) <= |V| (patterns are ordered).
     std::uint32_t lo = 0, hi = 0x7f7fffffu;
