@@ -1,15 +1,19 @@
 // What a fault does to a distributed run, as a program for tests/mpi/faults.sh:
 //   fault_program throw     rank 1 throws in the middle of step 2's window: it aborts the group,
 //                           every rank ends non-zero at once, the error names rank 1 and why
-//   fault_program leave     rank 1 leaves before step 2's reduction without a word: the others'
-//                           watchdogs end them after the timeout (GRADACCUM_DIST_TIMEOUT_S)
+//   fault_program stall     rank 1 stops answering before step 2's reduction (a stuck data loader,
+//                           a dead device): the others' watchdogs end them after the timeout
+//                           (GRADACCUM_DIST_TIMEOUT_S), and the launcher ends rank 1
 //   fault_program mismatch  rank 1 builds a different model: every rank reports the same
 //                           GroupError at the window's construction, rank 0 prints it, all exit 1
 //   fault_program ok        three clean steps; rank 0 prints "ok"
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "autograd/nn.h"
 #include "core/random.h"
@@ -36,7 +40,12 @@ int train(const std::string& mode, const std::shared_ptr<ga::dist::ProcessGroup>
     for (int m = 0; m < 2; ++m) {
       if (step == 2 && m == 1 && rank == 1) {
         if (mode == "throw") throw std::runtime_error("planted fault in micro-batch 1 of step 2");
-        if (mode == "leave") return 0;
+        if (mode == "stall") {
+          // Long past the others' timeout; it never reaches MPI again (a rank stuck in
+          // MPI_Finalize while the launcher tears the job down could hang the launcher).
+          std::this_thread::sleep_for(std::chrono::seconds(30));
+          std::_Exit(0);
+        }
       }
       const std::uint64_t seed = static_cast<std::uint64_t>(100 * step + 10 * m + rank);
       ga::autograd::Variable x(ga::uniform({3, 4}, -1.0f, 1.0f, seed));
@@ -53,8 +62,8 @@ int train(const std::string& mode, const std::shared_ptr<ga::dist::ProcessGroup>
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode != "throw" && mode != "leave" && mode != "mismatch" && mode != "ok") {
-    std::fprintf(stderr, "usage: fault_program throw|leave|mismatch|ok\n");
+  if (mode != "throw" && mode != "stall" && mode != "mismatch" && mode != "ok") {
+    std::fprintf(stderr, "usage: fault_program throw|stall|mismatch|ok\n");
     return 2;
   }
   ga::dist::MpiEnvironment mpi;

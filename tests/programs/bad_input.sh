@@ -18,7 +18,7 @@ expect_error() {
   shift
   cases=$((cases + 1))
   local rc=0
-  timeout 60 "$@" >"$work/stdout" 2>"$work/stderr" </dev/null || rc=$?
+  timeout -k 10 60 "$@" >"$work/stdout" 2>"$work/stderr" </dev/null || rc=$?
   local lines problem=""
   lines=$(wc -l <"$work/stderr")
   if ((rc == 0)); then

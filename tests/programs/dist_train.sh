@@ -15,7 +15,7 @@ fail() {
 run_np() {  # run_np N OUT args...: mpiexec -np N under a timeout
   local np=$1 out=$2
   shift 2
-  timeout 120 "$mpiexec" -np "$np" --oversubscribe "$train" "$@" >"$out" 2>"$out.err"
+  timeout -k 10 120 "$mpiexec" -np "$np" --oversubscribe "$train" "$@" >"$out" 2>"$out.err"
 }
 
 common=(--steps 6 --lr 0.05 --momentum 0.9 --print-every 0 --seed 3)
