@@ -184,13 +184,30 @@ void run_backward(detail::Tape& tape, detail::VarData& root, const Tensor* root_
     root.grad.copy_from(*root_seed);
     root.grad_written = true;
   }
+  // Leaf finality: a leaf's gradient is final once every node that takes it as input has run
+  // (or been passed over).
+  const bool report = static_cast<bool>(options.on_leaf_final);
+  if (report) {
+    for (auto& e : entries) {
+      for (auto& in : e.inputs)
+        if (in->is_leaf && in->requires_grad) in->pending_uses = 0;
+    }
+    for (auto& e : entries) {
+      if (!e.output->requires_grad) continue;
+      for (auto& in : e.inputs)
+        if (in->is_leaf && in->requires_grad) ++in->pending_uses;
+    }
+  }
 
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     detail::VarData& out = *it->output;
     if (!out.requires_grad) continue;
     const bool reached = out.grad_written || (ctx.is_root(out) && out.loss != nullptr);
-    if (!reached) continue;
-    it->backward(ctx);
+    if (reached) it->backward(ctx);
+    if (!report) continue;
+    for (auto& in : it->inputs) {
+      if (in->is_leaf && in->requires_grad && --in->pending_uses == 0) options.on_leaf_final(*in);
+    }
   }
 }
 

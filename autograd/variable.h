@@ -46,6 +46,11 @@ struct BackwardOptions {
   // Kahan-compensated accumulation into grad() (Accumulate target only): each leaf keeps an
   // f32 compensation buffer (grad_compensation()).
   bool kahan = false;
+  // Called once for each leaf that requires grad and is an input of this backward's tape, as
+  // soon as no node left to run can write its gradient (DDP's gradient-ready hook: a data-
+  // parallel window starts reducing the gradient while the rest of the backward runs). Leaves
+  // this backward did not reach are final too and are reported as well.
+  std::function<void(const detail::VarData& leaf)> on_leaf_final;
 };
 
 // What a loss Variable knows about its reduction (for windows and for item()).
@@ -152,6 +157,8 @@ struct VarData {
   // During a backward: every write into grad so far was already masked by value > 0, so the
   // ReLU's own backward has nothing left to do.
   bool grad_masked = false;
+  // During a backward with on_leaf_final: the nodes still to run that take this leaf as input.
+  int pending_uses = 0;
   std::string name;
   std::unique_ptr<LossInfo> loss;  // set by l1_loss
   Tensor loss_sum;                 // set by l1_loss

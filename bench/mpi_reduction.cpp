@@ -9,14 +9,18 @@
 // that the ranks' skew is not counted in it) and its share of the step, and MPI_Allreduce(SUM,
 // f32) of as many bytes, timed the same way. Bandwidth is reported as bus bandwidth, 2 (N-1)/N x
 // bytes / time (what a ring all-reduce moves per rank), so rows are comparable across world sizes.
-// Then the cost model's constants: latency (8-byte all-reduce) and bandwidth (64 MiB). Rank 0
-// prints; everything is measured, nothing predicted here (docs/distributed.md uses these).
+// Then, on the CPU, overlap: the step with one reduction at the step against the step whose
+// buckets (1 MiB: two here; 4 MiB: one, started at the end of the backward) start during the last
+// micro-batch's backward. Then the cost model's constants: latency (8-byte all-reduce) and
+// bandwidth (64 MiB). Rank 0 prints; everything is measured, nothing predicted here
+// (docs/distributed.md uses these).
 #include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -73,6 +77,109 @@ std::string str_arg(int argc, char** argv, const char* name, const char* fallbac
   return fallback;
 }
 
+// One configuration's steps: medians over the timed steps (after two warm-up steps).
+struct Row {
+  double step = 0, reduce = 0;  // seconds: the whole step, the reduction inside it
+  std::size_t bytes = 0, buckets = 0;
+};
+
+struct Config {
+  ga::Device device = ga::Device::CPU;
+  bool kahan = false;
+  int k = 1;
+  std::int64_t micro = 32, in = 256, hidden = 1024, out = 256;
+  std::size_t bucket_bytes = 0;  // > 0: an overlapped window
+  // The ranks wait for each other after the backward, so that the reduction's time is the
+  // reduction's, not the skew between ranks (2 cores, two processes).
+  bool barrier_before_step = true;
+};
+
+// A configuration's model, window and data; step() runs and times one step.
+class Trainer {
+ public:
+  Trainer(const std::shared_ptr<ga::dist::ProcessGroup>& pg, const Config& c)
+      : c_(c),
+        model_({{"fc1", ga::nn::Linear(ga::nn::LinearOptions(c.in, c.hidden).seed(1))},
+                {"relu", ga::nn::ReLU()},
+                {"fc2", ga::nn::Linear(ga::nn::LinearOptions(c.hidden, c.out).seed(2))}}),
+        window_(moved(model_, c.device).parameters(), options(pg, c)),
+        opt_(model_.parameters(), ga::optim::SGDOptions(0.01).momentum(0.9)) {
+    for (int m = 0; m < std::min(c.k, 4); ++m) {
+      const auto seed = static_cast<std::uint64_t>(pg->rank() * 100 + m);
+      xs_.push_back(ga::uniform({c.micro, c.in}, -1, 1, seed).to(c.device));
+      ys_.push_back(ga::uniform({c.micro, c.out}, -1, 1, seed + 50).to(c.device));
+    }
+  }
+
+  void step() {
+    MPI_Barrier(MPI_COMM_WORLD);
+    const auto t0 = Clock::now();
+    window_.zero_grad();
+    for (int m = 0; m < c_.k; ++m) {
+      const std::size_t i = static_cast<std::size_t>(m) % xs_.size();
+      ga::autograd::Variable loss = loss_fn_(model_(ga::autograd::Variable(xs_[i].clone())),
+                                             ga::autograd::Variable(ys_[i].clone()));
+      if (m + 1 == c_.k) {
+        window_.backward_last(loss);
+      } else {
+        window_.backward(loss);
+      }
+    }
+    if (c_.device == ga::Device::CUDA) ga::cuda_synchronize();
+    if (c_.barrier_before_step) MPI_Barrier(MPI_COMM_WORLD);
+    opt_.step(window_);
+    if (c_.device == ga::Device::CUDA) ga::cuda_synchronize();
+    if (++steps_ > 2) {  // two warm-up steps
+      step_s_.push_back(seconds_since(t0));
+      reduce_s_.push_back(window_.last_reduction_seconds());
+    }
+  }
+
+  Row row() const {
+    return {median(step_s_), median(reduce_s_), window_.reduced_bytes(),
+            window_.reduction_buckets()};
+  }
+
+ private:
+  static ga::nn::Sequential& moved(ga::nn::Sequential& m, ga::Device d) {
+    m.to(d);
+    return m;
+  }
+  static ga::optim::WindowOptions options(const std::shared_ptr<ga::dist::ProcessGroup>& pg,
+                                          const Config& c) {
+    ga::optim::WindowOptions wo = ga::optim::WindowOptions().process_group(pg).compensation(
+        c.kahan ? ga::optim::Compensation::Kahan : ga::optim::Compensation::None);
+    if (c.bucket_bytes > 0) wo.overlap(true).bucket_bytes(c.bucket_bytes);
+    return wo;
+  }
+
+  Config c_;
+  ga::nn::Sequential model_;
+  ga::optim::AccumulationWindow window_;
+  ga::optim::SGD opt_;
+  ga::nn::L1Loss loss_fn_{ga::Reduction::Mean};
+  std::vector<ga::Tensor> xs_, ys_;
+  int steps_ = 0;
+  std::vector<double> step_s_, reduce_s_;
+};
+
+// Several configurations' steps, interleaved one step each in turn, so that the machine's drift
+// (a shared VM) falls on all of them alike.
+std::vector<Row> time_interleaved(const std::shared_ptr<ga::dist::ProcessGroup>& pg,
+                                  const std::vector<Config>& configs, int steps) {
+  std::vector<std::unique_ptr<Trainer>> t;
+  for (const Config& c : configs)
+    t.push_back(std::make_unique<Trainer>(pg, c));
+  for (int s = 0; s < steps + 2; ++s) {
+    for (auto& x : t)
+      x->step();
+  }
+  std::vector<Row> rows;
+  for (auto& x : t)
+    rows.push_back(x->row());
+  return rows;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,54 +207,49 @@ int main(int argc, char** argv) {
     std::printf("%4s %12s %10s %10s %7s %10s %9s %9s %7s\n", "k", "bytes", "step ms", "reduce ms",
                 "share", "plain ms", "GB/s", "plain", "ratio");
   }
+  const auto config = [&](int k) {
+    Config c;
+    c.device = device;
+    c.kahan = kahan == "kahan";
+    c.k = k;
+    c.micro = micro;
+    c.hidden = hidden;
+    return c;
+  };
   for (int k : {1, 4, 16, 64}) {
-    ga::nn::Sequential model({{"fc1", ga::nn::Linear(ga::nn::LinearOptions(in, hidden).seed(1))},
-                              {"relu", ga::nn::ReLU()},
-                              {"fc2", ga::nn::Linear(ga::nn::LinearOptions(hidden, out).seed(2))}});
-    model.to(device);
-    ga::optim::AccumulationWindow window(
-        model.parameters(),
-        ga::optim::WindowOptions().process_group(pg).compensation(
-            kahan == "kahan" ? ga::optim::Compensation::Kahan : ga::optim::Compensation::None));
-    ga::optim::SGD opt(model.parameters(), ga::optim::SGDOptions(0.01).momentum(0.9));
-    ga::nn::L1Loss loss_fn(ga::Reduction::Mean);
-    std::vector<ga::Tensor> xs, ys;
-    for (int m = 0; m < std::min(k, 4); ++m) {
-      const auto seed = static_cast<std::uint64_t>(pg->rank() * 100 + m);
-      xs.push_back(ga::uniform({micro, in}, -1, 1, seed).to(device));
-      ys.push_back(ga::uniform({micro, out}, -1, 1, seed + 50).to(device));
-    }
-    std::vector<double> step_s, reduce_s, skew_s;
-    for (int s = 0; s < steps + 2; ++s) {
-      MPI_Barrier(MPI_COMM_WORLD);
-      const auto t0 = Clock::now();
-      window.zero_grad();
-      for (int m = 0; m < k; ++m) {
-        const std::size_t i = static_cast<std::size_t>(m) % xs.size();
-        window.backward(loss_fn(model(ga::autograd::Variable(xs[i].clone())),
-                                ga::autograd::Variable(ys[i].clone())));
-      }
-      // The ranks' backwards end at different times (2 cores, two processes): wait here, so
-      // that the reduction's time is the reduction's, not the skew.
-      if (device == ga::Device::CUDA) ga::cuda_synchronize();
-      const auto tw = Clock::now();
-      MPI_Barrier(MPI_COMM_WORLD);
-      skew_s.push_back(seconds_since(tw));
-      opt.step(window);
-      if (device == ga::Device::CUDA) ga::cuda_synchronize();
-      if (s >= 2) {  // two warm-up steps
-        step_s.push_back(seconds_since(t0));
-        reduce_s.push_back(window.last_reduction_seconds());
-      }
-    }
-    const std::size_t bytes = window.reduced_bytes();
-    const double plain = plain_allreduce_seconds(bytes / 4, steps);
-    const double step = median(step_s), reduce = median(reduce_s);
-    const double bus = 2.0 * (n - 1) / n * static_cast<double>(bytes);
+    const Row r = time_interleaved(pg, {config(k)}, steps)[0];
+    const double plain = plain_allreduce_seconds(r.bytes / 4, steps);
+    const double bus = 2.0 * (n - 1) / n * static_cast<double>(r.bytes);
     if (root) {
-      std::printf("%4d %12zu %10.3f %10.3f %6.1f%% %10.3f %9.2f %9.2f %7.2f\n", k, bytes,
-                  1e3 * step, 1e3 * reduce, 100 * reduce / step, 1e3 * plain, bus / reduce / 1e9,
-                  bus / plain / 1e9, plain / reduce);
+      std::printf("%4d %12zu %10.3f %10.3f %6.1f%% %10.3f %9.2f %9.2f %7.2f\n", k, r.bytes,
+                  1e3 * r.step, 1e3 * r.reduce, 100 * r.reduce / r.step, 1e3 * plain,
+                  bus / r.reduce / 1e9, bus / plain / 1e9, plain / r.reduce);
+    }
+  }
+  // Overlap: the same steps without the barrier before the step (which would hide what overlap
+  // hides), the last micro-batch through backward_last; one reduction at the step against
+  // buckets started during that backward. "exposed" is what the step still waited for.
+  if (device == ga::Device::CPU && kahan != "kahan") {
+    if (root) {
+      std::printf("%4s %-18s %8s %10s %12s %7s\n", "k", "reduction", "buckets", "step ms",
+                  "exposed ms", "vs one");
+    }
+    for (int k : {1, 4, 16}) {
+      std::vector<Config> configs;
+      for (std::size_t bucket : {std::size_t{0}, std::size_t{1} << 20, std::size_t{4} << 20}) {
+        Config c = config(k);
+        c.bucket_bytes = bucket;
+        c.barrier_before_step = false;
+        configs.push_back(c);
+      }
+      const std::vector<Row> rows = time_interleaved(pg, configs, steps);
+      for (std::size_t i = 0; i < rows.size() && root; ++i) {
+        const std::size_t bucket = configs[i].bucket_bytes;
+        const std::string what =
+            bucket == 0 ? "one at the step" : "buckets " + std::to_string(bucket >> 10) + " KiB";
+        std::printf("%4d %-18s %8zu %10.3f %12.3f %7.3f\n", k, what.c_str(), rows[i].buckets,
+                    1e3 * rows[i].step, 1e3 * rows[i].reduce, rows[i].step / rows[0].step);
+      }
     }
   }
   // The cost model's constants: t(bytes) = latency * log2 N + 2 (N-1)/N * bytes / bandwidth.

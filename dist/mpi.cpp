@@ -54,6 +54,143 @@ int to_int_count(std::size_t n, const char* what) {
   return static_cast<int>(n);
 }
 
+// How words [begin, end) of a buffer are reduced: cut into one contiguous chunk per rank; every
+// rank sends chunk r to rank r (MPI_Alltoallv, its own chunk staying in place), folds its own
+// chunk in rank order, and every rank gathers every folded chunk back (MPI_Allgatherv in place).
+// MPI only moves bytes, so the bits do not depend on its algorithm.
+struct ChunkPlan {
+  ChunkPlan(std::size_t first_word, std::size_t end, int n, int rank)
+      : begin(first_word), me(rank) {
+    counts.resize(n);
+    displs.resize(n);
+    for (int r = 0; r < n; ++r) {
+      const std::size_t b = chunk_begin(end - begin, n, r);
+      counts[r] = to_int_count(chunk_begin(end - begin, n, r + 1) - b, "allreduce");
+      displs[r] = to_int_count(b, "allreduce");
+    }
+    mine = static_cast<std::size_t>(counts[me]);
+    scounts = counts;
+    scounts[me] = 0;
+    rcounts.assign(n, counts[me]);
+    rcounts[me] = 0;
+    rdispls.resize(n);
+    for (int s = 0; s < n; ++s)
+      rdispls[s] = to_int_count(mine * static_cast<std::size_t>(s), "allreduce");
+    recv.resize(mine * static_cast<std::size_t>(n));
+  }
+
+  // This rank's chunk, folded in rank order in place, once the others' copies are in recv.
+  void fold(FusedBuffer& buffer) {
+    if (mine == 0) return;  // a range of fewer words than ranks: this rank's chunk is empty
+    const int n = static_cast<int>(counts.size());
+    const std::size_t first = begin + static_cast<std::size_t>(displs[me]);
+    std::uint64_t* chunk = buffer.data() + first;
+    std::vector<const std::uint64_t*> sources(n);
+    for (int s = 0; s < n; ++s)
+      sources[s] = s == me ? chunk : recv.data() + mine * static_cast<std::size_t>(s);
+    if (me >= 2) {  // the fold writes over the chunk before it reaches this rank's turn
+      std::uint64_t* own = recv.data() + mine * static_cast<std::size_t>(me);
+      std::memcpy(own, chunk, mine * kWordBytes);
+      sources[me] = own;
+    }
+    fold_words(buffer.segments(), chunk, sources.data(), n, first, first + mine);
+  }
+
+  std::size_t begin;
+  int me;
+  std::size_t mine = 0;
+  std::vector<int> counts, displs, scounts, rcounts, rdispls;
+  std::vector<std::uint64_t> recv;  // chunk `me` of every rank, in rank order
+};
+
+// allreduce_start's MPI reduction: the same exchange, fold and gather as allreduce, with
+// point-to-point messages under tags of its own. Each rank moves on to the gather when its own
+// exchange is complete, at a different time on each rank; nonblocking collectives would then be
+// started in different orders on different ranks, which MPI forbids, while tagged messages
+// match whatever the order.
+class MpiPendingReduction final : public PendingReduction {
+ public:
+  MpiPendingReduction(FusedBuffer& buffer, std::size_t begin, std::size_t end, int n, int me,
+                      int tag, MPI_Comm comm, CollectiveWatchdog& watchdog)
+      : buffer_(buffer), plan_(begin, end, n, me), tag_(tag), comm_(comm), watchdog_(watchdog) {
+    std::uint64_t* data = buffer_.data() + plan_.begin;
+    for (int r = 0; r < n; ++r) {
+      if (r == me) continue;
+      post_recv(plan_.recv.data() + plan_.rdispls[r], plan_.rcounts[r], r, tag_);
+      post_send(data + plan_.displs[r], plan_.counts[r], r, tag_);
+    }
+  }
+  ~MpiPendingReduction() override {
+    if (stage_ == Stage::Done) return;
+    try {
+      wait();
+    } catch (...) {  // never thrown from a destructor; MPI has already reported it as a code
+    }
+  }
+
+  bool test() override {
+    while (stage_ != Stage::Done) {
+      int done = 0;
+      GA_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
+                               MPI_STATUSES_IGNORE));
+      if (done == 0) return false;
+      advance();
+    }
+    return true;
+  }
+
+  void wait() override {
+    while (stage_ != Stage::Done) {
+      {
+        CollectiveWatchdog::Guard g(watchdog_, stage_ == Stage::Exchanging
+                                                   ? "the exchange of a bucket of the step's "
+                                                     "reduction"
+                                                   : "the gather of a bucket of the step's "
+                                                     "reduction");
+        GA_MPI_CHECK(
+            MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
+      }
+      advance();
+    }
+  }
+
+ private:
+  enum class Stage { Exchanging, Gathering, Done };
+  void post_recv(std::uint64_t* dst, int count, int from, int tag) {
+    requests_.push_back(MPI_REQUEST_NULL);
+    GA_MPI_CHECK(MPI_Irecv(dst, count, MPI_UINT64_T, from, tag, comm_, &requests_.back()));
+  }
+  void post_send(const std::uint64_t* src, int count, int to, int tag) {
+    requests_.push_back(MPI_REQUEST_NULL);
+    GA_MPI_CHECK(MPI_Isend(src, count, MPI_UINT64_T, to, tag, comm_, &requests_.back()));
+  }
+  // Every message of the current stage has completed: on to the next.
+  void advance() {
+    requests_.clear();
+    if (stage_ == Stage::Gathering) {
+      stage_ = Stage::Done;
+      return;
+    }
+    plan_.fold(buffer_);
+    std::uint64_t* data = buffer_.data() + plan_.begin;
+    const int n = static_cast<int>(plan_.counts.size()), me = plan_.me;
+    for (int r = 0; r < n; ++r) {
+      if (r == me) continue;
+      post_recv(data + plan_.displs[r], plan_.counts[r], r, tag_ + 1);
+      post_send(data + plan_.displs[me], plan_.counts[me], r, tag_ + 1);
+    }
+    stage_ = Stage::Gathering;
+  }
+
+  FusedBuffer& buffer_;
+  ChunkPlan plan_;
+  int tag_;  // the exchange's; the gather's is tag_ + 1
+  MPI_Comm comm_;
+  CollectiveWatchdog& watchdog_;
+  std::vector<MPI_Request> requests_;
+  Stage stage_ = Stage::Exchanging;
+};
+
 class MpiProcessGroup final : public ProcessGroup {
  public:
   MpiProcessGroup(MPI_Comm comm, int rank, int size, const MpiOptions& options)
@@ -74,45 +211,29 @@ class MpiProcessGroup final : public ProcessGroup {
 
  private:
   void allreduce_impl(FusedBuffer& buffer) override {
-    const int n = size(), me = rank();
-    const std::size_t words = buffer.words();
-    std::vector<int> counts(n), displs(n);
-    for (int r = 0; r < n; ++r) {
-      const std::size_t b = chunk_begin(words, n, r);
-      counts[r] = to_int_count(chunk_begin(words, n, r + 1) - b, "allreduce");
-      displs[r] = to_int_count(b, "allreduce");
-    }
-    // Chunk `me` of every other rank, in rank order (this rank's own stays in the buffer).
-    const std::size_t mine = static_cast<std::size_t>(counts[me]);
-    recv_.resize(mine * static_cast<std::size_t>(n));
-    std::vector<int> scounts = counts, rcounts(n, counts[me]), rdispls(n);
-    scounts[me] = 0;
-    rcounts[me] = 0;
-    for (int s = 0; s < n; ++s)
-      rdispls[s] = to_int_count(mine * static_cast<std::size_t>(s), "allreduce");
+    ChunkPlan plan(0, buffer.words(), size(), rank());
     std::uint64_t* data = buffer.data();
     {
       CollectiveWatchdog::Guard g(watchdog_, "MPI_Alltoallv (the step's reduction)");
-      GA_MPI_CHECK(MPI_Alltoallv(data, scounts.data(), displs.data(), MPI_UINT64_T, recv_.data(),
-                                 rcounts.data(), rdispls.data(), MPI_UINT64_T, comm_));
+      GA_MPI_CHECK(MPI_Alltoallv(data, plan.scounts.data(), plan.displs.data(), MPI_UINT64_T,
+                                 plan.recv.data(), plan.rcounts.data(), plan.rdispls.data(),
+                                 MPI_UINT64_T, comm_));
     }
-    // This rank's chunk, folded in rank order in place.
-    const std::size_t begin = static_cast<std::size_t>(displs[me]);
-    std::uint64_t* chunk = data + begin;
-    std::vector<const std::uint64_t*> sources(n);
-    for (int s = 0; s < n; ++s)
-      sources[s] = s == me ? chunk : recv_.data() + mine * static_cast<std::size_t>(s);
-    if (me >= 2) {  // the fold writes over the chunk before it reaches this rank's turn
-      std::uint64_t* own = recv_.data() + mine * static_cast<std::size_t>(me);
-      std::memcpy(own, chunk, mine * kWordBytes);
-      sources[me] = own;
-    }
-    fold_words(buffer.segments(), chunk, sources.data(), n, begin, begin + mine);
+    plan.fold(buffer);
     {
       CollectiveWatchdog::Guard g(watchdog_, "MPI_Allgatherv (the step's reduction)");
-      GA_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
-                                  displs.data(), MPI_UINT64_T, comm_));
+      GA_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, plan.counts.data(),
+                                  plan.displs.data(), MPI_UINT64_T, comm_));
     }
+  }
+
+  std::unique_ptr<PendingReduction> allreduce_start_impl(FusedBuffer& buffer, std::size_t begin,
+                                                         std::size_t end) override {
+    // Every rank starts its reductions in the same order, so the tags agree; they only have to
+    // be distinct among the reductions in flight at once.
+    const int tag = 2 * (next_reduction_++ % kReductionTags);
+    return std::make_unique<MpiPendingReduction>(buffer, begin, end, size(), rank(), tag, comm_,
+                                                 watchdog_);
   }
 
   void broadcast_impl(void* data, std::size_t bytes, int root) override {
@@ -130,9 +251,11 @@ class MpiProcessGroup final : public ProcessGroup {
                                static_cast<int>(bytes), MPI_BYTE, comm_));
   }
 
+  // MPI guarantees tags up to 32767: pairs of them.
+  static constexpr int kReductionTags = 16383;
   MPI_Comm comm_;
   CollectiveWatchdog watchdog_;
-  std::vector<std::uint64_t> recv_;
+  int next_reduction_ = 0;
 };
 
 }  // namespace

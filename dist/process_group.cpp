@@ -4,6 +4,16 @@
 #include <vector>
 
 namespace gradaccum::dist {
+namespace {
+
+// One rank, or no words: the words already are the result.
+class CompleteReduction final : public PendingReduction {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
+}  // namespace
 
 ProcessGroup::ProcessGroup(int rank, int size) : rank_(rank), size_(size) {
   GA_CHECK(size > 0 && rank >= 0 && rank < size,
@@ -14,6 +24,18 @@ void ProcessGroup::allreduce(FusedBuffer& buffer) {
   GA_CHECK(buffer.allocated(), "ProcessGroup::allreduce: the buffer is not allocated");
   if (size_ == 1 || buffer.words() == 0) return;  // one rank: its words are the result
   allreduce_impl(buffer);
+}
+
+std::unique_ptr<PendingReduction> ProcessGroup::allreduce_start(FusedBuffer& buffer,
+                                                                std::size_t begin,
+                                                                std::size_t end) {
+  GA_CHECK(buffer.allocated(), "ProcessGroup::allreduce_start: the buffer is not allocated");
+  GA_CHECK(begin <= end && end <= buffer.words(), "ProcessGroup::allreduce_start: words ["
+                                                      << begin << ", " << end << ") of a buffer of "
+                                                      << buffer.words()
+                                                      << " words; expected a range inside it");
+  if (size_ == 1 || begin == end) return std::make_unique<CompleteReduction>();
+  return allreduce_start_impl(buffer, begin, end);
 }
 
 void ProcessGroup::broadcast(void* data, std::size_t bytes, int root) {

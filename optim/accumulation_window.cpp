@@ -127,6 +127,9 @@ void AccumulationWindow::connect_ranks() {
   config.push_back(
       std::string("parameter sync: ") +
       (options_.parameter_sync() == ParameterSync::Broadcast ? "broadcast" : "verify"));
+  config.push_back(options_.overlap()
+                       ? "overlap: buckets of " + std::to_string(options_.bucket_bytes()) + " bytes"
+                       : std::string("overlap: off"));
   dist::check_same_on_every_rank(pg, "the window's configuration", config);
 
   if (options_.parameter_sync() == ParameterSync::Broadcast) {
@@ -142,11 +145,25 @@ void AccumulationWindow::connect_ranks() {
     dist::check_tensors_identical(pg, values);
   }
   const Compensation c = options_.compensation();
+  if (options_.overlap()) {
+    // Elsewhere a gradient changes after the backward (Kahan's pairs are interleaved, drops and
+    // exact sums add at the end, CUDA gradients live on the device): nothing could start early.
+    GA_CHECK(device_ == Device::CPU && c == Compensation::None &&
+                 options_.overflow() == OverflowPolicy::SkipStep,
+             "WindowOptions::overlap: needs a CPU window with plain f32 sums and the SkipStep "
+             "overflow policy; got a "
+                 << device_name(device_) << " window, accumulation " << compensation_name(c)
+                 << ", overflow " << overflow_policy_name(options_.overflow()));
+    GA_CHECK(options_.bucket_bytes() > 0, "WindowOptions::bucket_bytes: expected at least 1");
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      param_index_[params_[i].data().get()] = i;
+  }
   across_ranks_ =
       std::make_unique<WindowReduction>(options_.process_group(), params_,
                                         c == Compensation::Kahan   ? WindowReduction::Sums::Kahan
                                         : c == Compensation::Exact ? WindowReduction::Sums::Exact
-                                                                   : WindowReduction::Sums::F32);
+                                                                   : WindowReduction::Sums::F32,
+                                        options_.overlap() ? options_.bucket_bytes() : 0);
   // Where the buffer can hold them, the gradient sums live in it: nothing to copy at the step.
   for (std::size_t i = 0; i < params_.size(); ++i) {
     if (float* mem = across_ranks_->gradient_memory(i)) {
@@ -164,6 +181,10 @@ std::size_t AccumulationWindow::reduced_bytes() const {
 
 double AccumulationWindow::last_reduction_seconds() const {
   return across_ranks_ ? across_ranks_->last_seconds() : 0.0;
+}
+
+std::size_t AccumulationWindow::reduction_buckets() const {
+  return across_ranks_ ? across_ranks_->buckets() : 0;
 }
 
 void AccumulationWindow::reduce_across_ranks() {
@@ -198,12 +219,19 @@ LossScaleRule AccumulationWindow::rule() const {
 
 void AccumulationWindow::ensure_buffers() {
   const bool kahan = options_.compensation() == Compensation::Kahan;
-  for (Variable& p : params_) {
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Variable& p = params_[i];
     GA_CHECK(p.device() == device_, "AccumulationWindow: parameter '"
                                         << p.name() << "' moved to " << device_name(p.device())
                                         << " after the window was made on "
                                         << device_name(device_));
-    if (!is_f32_like(p.grad(), p.value())) {
+    // A gradient that was dropped (a dtype change) comes back in the reduction buffer, where
+    // the step (and an overlapped bucket) expects it.
+    float* in_buffer = across_ranks_ ? across_ranks_->gradient_memory(i) : nullptr;
+    if (in_buffer != nullptr && p.grad().raw_data() != in_buffer) {
+      p.grad() = Tensor::borrow(in_buffer, p.shape(), DType::f32, device_);
+      p.grad().zero_();
+    } else if (!is_f32_like(p.grad(), p.value())) {
       p.grad() = Tensor::zeros(p.shape(), DType::f32, device_);
     }
     if (kahan && !is_f32_like(p.grad_compensation(), p.value())) {
@@ -218,6 +246,7 @@ void AccumulationWindow::ensure_buffers() {
 }
 
 void AccumulationWindow::zero_grad() {
+  check_not_broken("zero_grad");
   ensure_buffers();
   for (Variable& p : params_)
     p.zero_grad();
@@ -231,6 +260,7 @@ void AccumulationWindow::zero_grad() {
   submitted_ = 0;
   submitted_samples_ = 0;
   has_reduction_ = false;
+  last_submitted_ = false;
   open_ = true;
 }
 
@@ -238,6 +268,40 @@ void AccumulationWindow::check_open() const {
   GA_CHECK(open_,
            "AccumulationWindow::backward: the window was stepped; call zero_grad() to "
            "open the next one");
+  GA_CHECK(!last_submitted_,
+           "AccumulationWindow::backward: the window's last micro-batch was submitted "
+           "(backward_last); step, then zero_grad() to open the next window");
+}
+
+void AccumulationWindow::check_not_broken(const char* what) const {
+  GA_CHECK(!broken_, what << ": an overlapped backward_last() failed after its reduction had "
+                             "started, so the ranks can no longer agree on this step: abort "
+                             "the group (ProcessGroup::abort)");
+}
+
+void AccumulationWindow::backward_last(const Variable& loss) {
+  const bool overlap = across_ranks_ && across_ranks_->overlaps();
+  if (!overlap) {
+    backward(loss);
+    last_submitted_ = true;
+    return;
+  }
+  check_open();  // before any bucket could start
+  on_leaf_final_ = [this](const autograd::detail::VarData& leaf) {
+    const auto it = param_index_.find(&leaf);
+    if (it != param_index_.end()) across_ranks_->gradient_final(it->second);
+  };
+  try {
+    backward(loss);
+    // Parameters the graph did not reach are final too: every bucket goes, in order.
+    across_ranks_->start_all_buckets();
+  } catch (...) {
+    on_leaf_final_ = nullptr;
+    if (across_ranks_->started()) broken_ = true;
+    throw;
+  }
+  on_leaf_final_ = nullptr;
+  last_submitted_ = true;
 }
 
 void AccumulationWindow::check_can_add(Reduction reduction) const {
@@ -382,6 +446,7 @@ autograd::BackwardOptions AccumulationWindow::backward_options() const {
   autograd::BackwardOptions o;
   o.loss_as_sum = options_.normalization() == Normalization::Window;
   o.loss_scale = options_.loss_scaling().kind != LossScaling::Kind::None ? &loss_scale_ : nullptr;
+  o.on_leaf_final = on_leaf_final_;
   return o;
 }
 
@@ -413,6 +478,7 @@ WindowCounts AccumulationWindow::counts() const {
 }
 
 AccumulationWindow::StepInputs AccumulationWindow::begin_step() {
+  check_not_broken("step");
   GA_CHECK(open_, "step: this window was already stepped; call zero_grad() to open the next one");
   // A distributed rank may hold nothing: the group's count decides (reduce_across_ranks).
   GA_CHECK(across_ranks_ || (submitted_ > 0 && submitted_samples_ > 0),

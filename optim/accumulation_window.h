@@ -38,12 +38,16 @@
 // batches (no communication), and the step reduces every rank's window once (sums, counts,
 // flags, loss; optim/window_reduction.h) before dividing by the global true count. Ranks may
 // hold any number of micro-batches of any sizes, none included; the step is that of one batch
-// of all their samples. docs/distributed.md says how, and what a fault does.
+// of all their samples. With WindowOptions::overlap, the reduction instead goes in buckets
+// started during the last micro-batch's backward (backward_last), with the same bits.
+// docs/distributed.md says how, what it measured, and what a fault does.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "autograd/variable.h"
@@ -134,12 +138,27 @@ struct WindowOptions {
     parameter_sync_ = s;
     return *this;
   }
+  // Overlap the reduction with the last micro-batch's backward (backward_last): the gradients
+  // are reduced in buckets of about bucket_bytes, each started as soon as its gradients are
+  // final (PyTorch DDP's buckets). For CPU windows with plain f32 sums and SkipStep (where a
+  // gradient is final as soon as the backward has written it); the bits are those of the one
+  // reduction at the step. Without a process group there is nothing to overlap.
+  WindowOptions& overlap(bool on) {
+    overlap_ = on;
+    return *this;
+  }
+  WindowOptions& bucket_bytes(std::size_t bytes) {
+    bucket_bytes_ = bytes;
+    return *this;
+  }
   Normalization normalization() const { return normalization_; }
   Compensation compensation() const { return compensation_; }
   const LossScaling& loss_scaling() const { return loss_scaling_; }
   OverflowPolicy overflow() const { return overflow_; }
   const std::shared_ptr<dist::ProcessGroup>& process_group() const { return process_group_; }
   ParameterSync parameter_sync() const { return parameter_sync_; }
+  bool overlap() const { return overlap_; }
+  std::size_t bucket_bytes() const { return bucket_bytes_; }
 
  private:
   Normalization normalization_ = Normalization::Window;
@@ -148,6 +167,8 @@ struct WindowOptions {
   OverflowPolicy overflow_ = OverflowPolicy::SkipStep;
   std::shared_ptr<dist::ProcessGroup> process_group_;
   ParameterSync parameter_sync_ = ParameterSync::Broadcast;
+  bool overlap_ = false;
+  std::size_t bucket_bytes_ = std::size_t{1} << 20;
 };
 
 class WindowReduction;
@@ -182,6 +203,11 @@ class AccumulationWindow {
   // One micro-batch: backpropagates the loss (from nn::L1Loss / autograd::l1_loss) and counts
   // its samples. An exception leaves the window as it was before the call.
   void backward(const Variable& loss);
+  // The window's last micro-batch (or its only one): backward, and then no more micro-batches
+  // until the step. With WindowOptions::overlap, each bucket's reduction starts during this
+  // backward as soon as its gradients are final; should the backward then fail, the ranks can
+  // no longer agree on the step, and the window says so at the step (abort the group).
+  void backward_last(const Variable& loss);
 
   const WindowOptions& options() const { return options_; }
   Device device() const { return device_; }
@@ -197,6 +223,8 @@ class AccumulationWindow {
   // without a process group).
   std::size_t reduced_bytes() const;
   double last_reduction_seconds() const;
+  // Overlapped windows: the number of buckets (0 when the reduction is one call at the step).
+  std::size_t reduction_buckets() const;
 
   // ---- for optimizers ----
   struct StepInputs {
@@ -239,6 +267,7 @@ class AccumulationWindow {
   }
 
   void check_open() const;
+  void check_not_broken(const char* what) const;
   // The host-side record of one micro-batch added (backward, or a replay).
   void tally_micro_batch(std::uint64_t samples, Reduction reduction);
   void ensure_buffers();
@@ -274,6 +303,11 @@ class AccumulationWindow {
   std::vector<ExactSum> exact_;                    // Compensation::Exact: per parameter
   ExactSum exact_loss_;                            // and the window's loss sum
   float host_loss_scale_ = 1.0f;  // the loss scale at the window's start, as the last step left it
+  bool last_submitted_ = false;   // backward_last was called: no more micro-batches
+  bool broken_ = false;           // an overlapped backward failed with its reduction under way
+  // During an overlapped backward_last: reports each parameter whose gradient is final.
+  std::function<void(const autograd::detail::VarData&)> on_leaf_final_;
+  std::unordered_map<const autograd::detail::VarData*, std::size_t> param_index_;
 };
 
 }  // namespace gradaccum::optim

@@ -50,7 +50,8 @@ void write_limbs(ExactSum& e, const std::uint64_t* src) {
 }  // namespace
 
 WindowReduction::WindowReduction(std::shared_ptr<dist::ProcessGroup> pg,
-                                 const std::vector<autograd::Variable>& params, Sums sums)
+                                 const std::vector<autograd::Variable>& params, Sums sums,
+                                 std::size_t bucket_bytes)
     : pg_(std::move(pg)), sums_(sums) {
   const bool kahan = sums == Sums::Kahan;
   GA_CHECK(pg_ != nullptr, "WindowReduction: no process group");
@@ -72,10 +73,77 @@ WindowReduction::WindowReduction(std::shared_ptr<dist::ProcessGroup> pg,
     largest = std::max(largest, n);
   }
   buffer_.allocate();
+  header_words_ =
+      param_segs_.empty() ? buffer_.words() : buffer_.segments()[param_segs_[0]].word_offset;
   views_ = sums == Sums::F32 && !params.empty() && params.front().device() == Device::CPU;
   if (kahan && !params.empty() && params.front().device() == Device::CUDA) {
     scratch_.resize(2 * largest);
   }
+  if (bucket_bytes > 0) {
+    GA_CHECK(views_ || params.empty(),
+             "WindowReduction: overlapped buckets need f32 gradient sums on the CPU");
+    make_buckets(params, bucket_bytes);
+  }
+}
+
+// Out of line: Bucket holds a PendingReduction, whose destructor waits for an unfinished one.
+WindowReduction::~WindowReduction() = default;
+
+void WindowReduction::make_buckets(const std::vector<autograd::Variable>& params,
+                                   std::size_t bucket_bytes) {
+  const auto& segs = buffer_.segments();
+  bucket_of_.assign(params.size(), 0);
+  final_.assign(params.size(), false);
+  std::size_t last = params.size(), bytes = 0;
+  for (std::size_t i = params.size(); i-- > 0;) {
+    bytes += segs[param_segs_[i]].words * dist::kWordBytes;
+    bucket_of_[i] = buckets_.size();
+    if (bytes < bucket_bytes && i > 0) continue;
+    const std::size_t last_param = last - 1;
+    buckets_.push_back(
+        {i, last_param, segs[param_segs_[i]].word_offset,
+         segs[param_segs_[last_param]].word_offset + segs[param_segs_[last_param]].words,
+         last_param - i + 1, nullptr});
+    last = i;
+    bytes = 0;
+  }
+}
+
+void WindowReduction::gradient_final(std::size_t i) {
+  GA_CHECK(overlaps() && i < final_.size(), "WindowReduction::gradient_final: parameter "
+                                                << i << " of " << final_.size()
+                                                << " in a window without buckets");
+  if (final_[i]) return;
+  final_[i] = true;
+  buckets_[bucket_of_[i]].pending -= 1;
+  start_ready_buckets();
+  // MPI moves a nonblocking collective on only when called: each gradient finished is a chance.
+  for (std::size_t b = 0; b < next_bucket_; ++b)
+    buckets_[b].reduction->test();
+}
+
+void WindowReduction::start_ready_buckets() {
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].pending == 0) {
+    Bucket& b = buckets_[next_bucket_];
+    b.reduction = pg_->allreduce_start(buffer_, b.begin_word, b.end_word);
+    ++next_bucket_;
+  }
+}
+
+void WindowReduction::start_all_buckets() {
+  for (Bucket& b : buckets_)
+    b.pending = 0;
+  start_ready_buckets();
+}
+
+void WindowReduction::finish_buckets() {
+  for (Bucket& b : buckets_) {
+    b.reduction->wait();
+    b.reduction.reset();
+    b.pending = b.last_param - b.first_param + 1;
+  }
+  final_.assign(final_.size(), false);
+  next_bucket_ = 0;
 }
 
 float* WindowReduction::gradient_memory(std::size_t i) {
@@ -192,7 +260,14 @@ WindowReduction::Totals WindowReduction::reduce(const WindowState& s, const Tall
            "WindowReduction: an exact window's reduction needs its exact sums");
   const auto t0 = std::chrono::steady_clock::now();
   pack(s, local);
-  pg_->allreduce(buffer_);
+  if (overlaps()) {
+    // The gradients' buckets (most already in flight), then the counts, flags and loss.
+    start_all_buckets();
+    finish_buckets();
+    pg_->allreduce_start(buffer_, 0, header_words_)->wait();
+  } else {
+    pg_->allreduce(buffer_);
+  }
 
   // Every rank now reads the same words, so each check below fails on all of them or on none.
   const std::uint64_t* counts = buffer_.u64(counts_seg_);

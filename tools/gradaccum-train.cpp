@@ -71,6 +71,10 @@ step reduces every rank's window once. Only rank 0 prints and saves.
   --print-every N             print the loss every N steps (0: only the summary)           [1]
   --dist-timeout S            under mpirun: a step's reduction that waits longer than S
                               seconds for the other ranks ends the run (0: wait forever)   [300]
+  --overlap [--bucket-kb N]   under mpirun: reduce the gradients in buckets of N KiB, each
+                              started during the last micro-batch's backward (CPU, naive,
+                              skip-step; measured no faster on 2 cores: docs/distributed.md)
+                                                                                        [1024]
   --help
 )";
 
@@ -121,12 +125,12 @@ std::string range(std::int64_t lo, std::int64_t hi) {
 Config parse(int argc, char** argv) {
   const Flags f(
       argc, argv,
-      {"device",      "dtype",       "in",          "hidden",     "out",          "batch",
-       "accum",       "micro-batch", "steps",       "lr",         "momentum",     "weight-decay",
-       "dampening",   "reduction",   "normalize",   "accum-mode", "loss-scale",   "overflow",
-       "gemm",        "seed",        "data",        "targets",    "load-weights", "save-weights",
-       "print-every", "graph",       "dist-timeout"},
-      {"nesterov", "deterministic", "help"});
+      {"device",      "dtype",       "in",           "hidden",     "out",          "batch",
+       "accum",       "micro-batch", "steps",        "lr",         "momentum",     "weight-decay",
+       "dampening",   "reduction",   "normalize",    "accum-mode", "loss-scale",   "overflow",
+       "gemm",        "seed",        "data",         "targets",    "load-weights", "save-weights",
+       "print-every", "graph",       "dist-timeout", "bucket-kb"},
+      {"nesterov", "deterministic", "overlap", "help"});
   if (f.on("help")) {
     std::fputs(kUsage, stdout);
     std::exit(0);
@@ -192,6 +196,18 @@ Config parse(int argc, char** argv) {
         "op): use --device cuda, or --graph auto|off");
   }
   c.graph = graph == "on" || (graph == "auto" && c.device == ga::Device::CUDA);
+  if (f.on("overlap")) {
+    if (c.device != ga::Device::CPU || accum_mode != "naive" ||
+        c.window.overflow() != ga::optim::OverflowPolicy::SkipStep) {
+      throw FlagError(
+          "--overlap needs --device cpu, --accum-mode naive and --overflow skip-step (where a "
+          "gradient is final as soon as the backward has written it)");
+    }
+    c.window.overlap(true).bucket_bytes(
+        static_cast<std::size_t>(f.integer("bucket-kb", 1024, 1, std::int64_t{1} << 30)) << 10);
+  } else if (f.has("bucket-kb")) {
+    throw FlagError("--bucket-kb goes with --overlap");
+  }
   c.seed = static_cast<std::uint64_t>(f.integer("seed", 0, 0, INT64_MAX));
   c.data = f.str("data", "");
   c.targets = f.str("targets", "");
@@ -335,13 +351,19 @@ int run(const Config& c, const ga::tools::World& world) {
   for (std::int64_t s = 0; s < c.steps; ++s) {
     window.zero_grad();
     std::int64_t row = s * c.batch + mine.first;
-    for (std::int64_t m : micro_sizes) {
+    for (std::size_t i = 0; i < micro_sizes.size(); ++i) {
+      const std::int64_t m = micro_sizes[i];
       if (c.graph) {
         graphs.at(m)->run(x.rows(row, row + m), y.rows(row, row + m));
       } else {
         ga::autograd::Variable xb(x.rows(row, row + m).to(c.device));
         ga::autograd::Variable yb(y.rows(row, row + m).to(c.device));
-        window.backward(loss_fn(model.forward(xb), yb));
+        ga::autograd::Variable loss = loss_fn(model.forward(xb), yb);
+        if (i + 1 == micro_sizes.size()) {
+          window.backward_last(loss);  // with --overlap, the buckets start during it
+        } else {
+          window.backward(loss);
+        }
       }
       row += m;
     }
@@ -384,10 +406,14 @@ int run(const Config& c, const ga::tools::World& world) {
   if (out) {
     std::string reduce_text;
     if (n > 1) {
-      char buf[128];
-      std::snprintf(buf, sizeof buf, ", reduction %.4g ms/step (%zu bytes)",
-                    1e3 * reduce_seconds / static_cast<double>(timed_steps),
-                    window.reduced_bytes());
+      char buf[192];
+      // Overlapped: what the step still waited for, after the buckets started in the backward.
+      const std::size_t buckets = window.reduction_buckets();
+      const std::string in_buckets =
+          buckets > 0 ? ", " + std::to_string(buckets) + " buckets overlapped" : "";
+      std::snprintf(buf, sizeof buf, ", reduction %.4g ms/step (%zu bytes%s)",
+                    1e3 * reduce_seconds / static_cast<double>(timed_steps), window.reduced_bytes(),
+                    in_buckets.c_str());
       reduce_text = buf;
     }
     std::printf(

@@ -1,9 +1,11 @@
 // The autograd API: tape lifetime and errors, modules, parameter naming, save/load, SGD options.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -109,6 +111,59 @@ TEST(AutogradApi, GradientsAccumulateAcrossBackwards) {
     for (float v : g)
       EXPECT_EQ(v, 0.0f);
   }
+}
+
+// The gradient-ready hook (an overlapped data-parallel window's): each leaf once, as soon as no
+// node left can change its gradient, and with the gradient it will keep.
+struct FinalGradients {
+  std::vector<const autograd::detail::VarData*> order;
+  std::vector<std::vector<float>> at_report;
+  autograd::BackwardOptions options() {
+    autograd::BackwardOptions o;
+    o.on_leaf_final = [this](const autograd::detail::VarData& leaf) {
+      order.push_back(&leaf);
+      at_report.push_back(leaf.grad.to_vector());
+    };
+    return o;
+  }
+};
+
+TEST(AutogradApi, LeafFinalHookReportsEachParameterOnceWithItsFinalGradient) {
+  nn::Sequential model = make_mlp(4, 8, 2, 7);
+  nn::L1Loss loss_fn(Reduction::Sum);
+  loss_fn(model(Variable(random_tensor({3, 4}, 1))), Variable(random_tensor({3, 2}, 2))).backward();
+  FinalGradients seen;  // a second backward accumulates onto the first: the hook sees the sum
+  loss_fn(model(Variable(random_tensor({3, 4}, 10))), Variable(random_tensor({3, 2}, 11)))
+      .backward(seen.options());
+  const std::vector<Variable> params = model.parameters();
+  ASSERT_EQ(seen.order.size(), params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    // The backward finishes the last layer first: fc2's weight and bias before fc1's.
+    const std::size_t at = static_cast<std::size_t>(
+        std::find(seen.order.begin(), seen.order.end(), params[i].data().get()) -
+        seen.order.begin());
+    ASSERT_LT(at, seen.order.size()) << params[i].name() << " was not reported";
+    EXPECT_EQ(i < 2 ? at >= 2 : at < 2, true) << params[i].name() << " reported at " << at;
+    EXPECT_EQ(seen.at_report[at], params[i].grad().to_vector()) << params[i].name();
+  }
+}
+
+TEST(AutogradApi, LeafFinalHookWaitsForEveryUseOfASharedLeaf) {
+  // w is used by two layers: it is final only after the first layer's backward, which runs last.
+  Variable w(random_tensor({4, 4}, 3), true, "w");
+  Variable b(random_tensor({4}, 4), true, "b");
+  Variable unused(random_tensor({2}, 5), true, "unused");
+  Variable x(random_tensor({3, 4}, 6));
+  Variable h = autograd::linear(autograd::linear(x, w, b, true), w, b);
+  FinalGradients seen;
+  autograd::l1_loss(h, Variable(random_tensor({3, 4}, 7)), Reduction::Mean)
+      .backward(seen.options());
+  ASSERT_EQ(seen.order.size(), 2u) << "w and b once each; a leaf off the tape is not reported";
+  EXPECT_EQ(seen.at_report[0],
+            seen.order[0] == w.data().get() ? w.grad().to_vector() : b.grad().to_vector());
+  EXPECT_EQ(seen.at_report[1],
+            seen.order[1] == w.data().get() ? w.grad().to_vector() : b.grad().to_vector());
+  EXPECT_NE(seen.order[0], seen.order[1]);
 }
 
 TEST(AutogradApi, TwoGraphsMeetingInOneOpShareATape) {

@@ -45,6 +45,8 @@ struct Case {
   std::function<std::vector<std::int64_t>(int step, int rank, int world)> split;
   // A micro-batch whose first input is +inf (non-finite loss and gradients): {step, rank, index}.
   int inf_step = -1, inf_rank = -1, inf_micro_batch = -1;
+  // Each rank's last micro-batch of a step goes through backward_last (overlapped windows).
+  bool backward_last = false;
 };
 
 struct Result {
@@ -101,7 +103,14 @@ Result train(const Case& c, bool distributed) {
           Tensor y = Tensor::from_vector(
               std::vector<float>(yv.begin() + row * kOut, yv.begin() + (row + b) * kOut), {b, kOut},
               c.dtype, c.device);
-          window.backward(loss_fn(model(Variable(std::move(x))), Variable(std::move(y))));
+          Variable loss = loss_fn(model(Variable(std::move(x))), Variable(std::move(y)));
+          const bool last =
+              distributed ? m + 1 == sizes.size() : r + 1 == n && m + 1 == sizes.size();
+          if (c.backward_last && last) {
+            window.backward_last(loss);
+          } else {
+            window.backward(loss);
+          }
         }
         row += sizes[m];
       }
@@ -175,6 +184,15 @@ std::vector<Device> devices() {
   std::vector<Device> d{Device::CPU};
   if (cuda_available()) d.push_back(Device::CUDA);
   return d;
+}
+
+std::string construction_error(const std::function<void()>& make) {
+  try {
+    make();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 TEST(WindowMpi, MeanWithMomentumEqualsTheOneProcessStep) {
@@ -268,6 +286,82 @@ TEST(WindowMpi, ExactDeterministicHasTheOneProcessBytesAtAnyWorldSize) {
   }
 }
 
+// Overlap: buckets reduced during the last backward give the bytes of the one reduction at the
+// step, whatever the bucket size (one parameter a bucket, a few, all in one), with uneven
+// shares and a rank without samples (it starts every bucket at the step).
+TEST(WindowMpi, OverlappedBucketsGiveTheBytesOfOneReduction) {
+  for (Reduction r : {Reduction::Mean, Reduction::Sum}) {
+    Case plain = uneven();
+    plain.reduction = r;
+    plain.backward_last = true;
+    const Result one = train(plain, true);
+    for (std::size_t bucket : {std::size_t{1}, std::size_t{200}, std::size_t{1} << 20}) {
+      SCOPED_TRACE(std::string(reduction_name(r)) + ", buckets of " + std::to_string(bucket) +
+                   " bytes");
+      Case c = plain;
+      c.window.overlap(true).bucket_bytes(bucket);
+      const Result got = train(c, true);
+      EXPECT_EQ(got.hashes, one.hashes);
+      for (std::size_t s = 0; s < one.reports.size(); ++s) {
+        EXPECT_EQ(got.reports[s].samples, one.reports[s].samples) << "step " << s;
+        EXPECT_EQ(got.reports[s].loss_sum, one.reports[s].loss_sum) << "step " << s;
+      }
+      expect_like_one_process(c, kF32Tol);
+    }
+  }
+}
+
+TEST(WindowMpi, OverlapCountsBucketsAndCoversAParameterOffTheGraph) {
+  nn::Sequential model = make_mlp(kIn, kHidden, kOut, 1);
+  std::vector<Variable> params = model.parameters();
+  // A parameter no micro-batch reaches: never reported final, still reduced (zero) every step.
+  params.emplace_back(random_tensor({5}, 8), true, "unused");
+  AccumulationWindow plain_window(params, WindowOptions().process_group(world_ptr()));
+  AccumulationWindow window(
+      params, WindowOptions().process_group(world_ptr()).overlap(true).bucket_bytes(1));
+  EXPECT_EQ(plain_window.reduction_buckets(), 0u);
+  EXPECT_EQ(window.reduction_buckets(), params.size());
+  SGD opt(params, SGDOptions(0.1));
+  nn::L1Loss loss_fn(Reduction::Mean);
+  const int me = world().rank();
+  for (int step = 0; step < 2; ++step) {
+    window.zero_grad();
+    window.backward(loss_fn(model(Variable(random_tensor({2, kIn}, 10 * step + me))),
+                            Variable(random_tensor({2, kOut}, 20 + 10 * step + me))));
+    window.backward_last(loss_fn(model(Variable(random_tensor({3, kIn}, 40 + 10 * step + me))),
+                                 Variable(random_tensor({3, kOut}, 50 + 10 * step + me))));
+    // The last micro-batch is in: another one is an error, the step is not.
+    try {
+      window.backward(loss_fn(model(Variable(random_tensor({1, kIn}, 3))),
+                              Variable(random_tensor({1, kOut}, 4))));
+      ADD_FAILURE() << "a micro-batch after backward_last must throw";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("last micro-batch was submitted"), std::string::npos)
+          << e.what();
+    }
+    const StepReport rep = opt.step(window);
+    EXPECT_TRUE(rep.applied);
+    EXPECT_EQ(rep.samples, 5 * world().size());
+    EXPECT_EQ(params.back().grad().to_vector(), std::vector<float>(5, 0.0f));
+  }
+}
+
+TEST(WindowMpi, OverlapNeedsGradientsThatAreFinalAfterTheBackward) {
+  for (int variant = 0; variant < 2; ++variant) {
+    const std::string e = construction_error([&] {
+      nn::Sequential model = make_mlp(kIn, kHidden, kOut, 1);
+      WindowOptions o = WindowOptions().process_group(world_ptr()).overlap(true);
+      if (variant == 0) o.compensation(Compensation::Kahan);
+      if (variant == 1) o.overflow(OverflowPolicy::DropMicroBatch);
+      AccumulationWindow w(model.parameters(), o);
+    });
+    EXPECT_NE(e.find("WindowOptions::overlap: needs a CPU window with plain f32 sums and the "
+                     "SkipStep overflow policy"),
+              std::string::npos)
+        << e;
+  }
+}
+
 TEST(WindowMpi, SameBitsRunToRun) {
   for (Device d : devices()) {
     SCOPED_TRACE(device_name(d));
@@ -333,15 +427,6 @@ TEST(WindowMpi, RanksMixingMeanAndSumIsAnErrorOnEveryRank) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("mix the mean and sum"), std::string::npos) << e.what();
   }
-}
-
-std::string construction_error(const std::function<void()>& make) {
-  try {
-    make();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(WindowMpi, ADifferentConfigurationIsReportedAtConstruction) {

@@ -56,6 +56,26 @@ print(f"      world 2 vs world 1: max relative difference {worst:.3g}")
 sys.exit(0 if worst < 2e-5 else 1)
 PY
 
+# Overlapped buckets give the bytes of the one reduction at the step.
+if run_np 2 "$work/overlap.out" "${common[@]}" --batch 60 --accum 3 --overlap --bucket-kb 1 \
+  --save-weights "$work/overlap"; then
+  grep -q "buckets overlapped" "$work/overlap.out" || fail "overlap: the summary does not say so"
+  if cmp -s <(cat "$work/overlap"/*.npy) <(cat "$work/np2_b60"/*.npy); then
+    echo "ok:   overlap: the bytes of the one reduction ($(grep -o '[0-9]* buckets overlapped' "$work/overlap.out"))"
+  else
+    fail "overlap: the weights differ from the one reduction's"
+  fi
+else
+  fail "overlap: exit $?"
+  sed 's/^/    /' "$work/overlap.out.err" | head -n 10
+fi
+rc=0
+run_np 2 "$work/overlap_bad.out" --overlap --accum-mode kahan || rc=$?
+if ((rc == 0)) || ! grep -q "^gradaccum-train: --overlap needs --device cpu" "$work/overlap_bad.out.err"; then
+  fail "--overlap with kahan: expected one error line (exit $rc)"
+  sed 's/^/    /' "$work/overlap_bad.out.err" | head -n 5
+fi
+
 # Exact accumulation of deterministic micro-batch gradients: gpus x accumulation = const gives
 # one set of bytes. Micro-batch 32, global batch 256: (world 1, k 8), (2, 4), (4, 2), (8, 1).
 exact=(--steps 3 --batch 256 --micro-batch 32 --deterministic --accum-mode exact --print-every 0)
