@@ -120,6 +120,31 @@ void Module::load(const std::string& dir) {
     params[i].second.value().copy_from(loaded[i]);
 }
 
+StateDict Module::state_dict() const {
+  StateDict out;
+  for (const auto& [name, v] : named_parameters())
+    out.set_tensor(name, v.value());
+  return out;
+}
+
+void Module::load_state_dict(const StateDict& state) {
+  auto params = named_parameters();
+  for (const auto& [name, v] : params) {
+    GA_CHECK(state.has_tensor(name),
+             "load_state_dict: no tensor for parameter '" << name << "'; expected one");
+    const Tensor& t = state.tensor(name);
+    GA_CHECK(t.shape() == v.shape() && t.dtype() == v.dtype(),
+             "load_state_dict: '" << name << "' is " << t.str()
+                                  << " in the state, the parameter is " << v.value().str()
+                                  << "; expected the same shape and dtype");
+  }
+  GA_CHECK(state.tensors().size() == params.size(),
+           "load_state_dict: the state holds " << state.tensors().size() << " tensors, the model "
+                                               << params.size() << " parameters");
+  for (auto& [name, v] : params)
+    v.value().copy_from(state.tensor(name));
+}
+
 Variable Module::register_parameter(const std::string& name, Tensor value) {
   GA_CHECK(!name.empty() && name.find('.') == std::string::npos,
            "register_parameter: invalid name '" << name << "'");

@@ -11,6 +11,7 @@
 
 #include "autograd/variable.h"
 #include "core/dtype.h"
+#include "core/state_dict.h"
 #include "kernels/gemm_config.h"
 
 namespace gradaccum::nn {
@@ -61,6 +62,10 @@ class Module {
   // converting to the parameter's dtype and device (shapes must match).
   void save(const std::string& dir) const;
   void load(const std::string& dir);
+  // The parameters by name (host copies, the model's dtype), and back (PyTorch's state_dict):
+  // every entry is checked (present, same shape and dtype) before the first parameter changes.
+  StateDict state_dict() const;
+  void load_state_dict(const StateDict& state);
 
  protected:
   Variable register_parameter(const std::string& name, Tensor value);

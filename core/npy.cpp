@@ -473,13 +473,10 @@ Tensor load_npy(const std::string& path) {
   return t;
 }
 
-void save_npy(const std::string& path, const Tensor& tensor) {
-  refuse_big_endian_host(path);
-  if (!tensor.defined()) GA_NPY_FAIL(path, "cannot save an undefined tensor");
-  if (tensor.is_cuda()) {
-    save_npy(path, tensor.to(Device::CPU));
-    return;
-  }
+namespace {
+
+// The .npy header (magic, version, length, dictionary, padding) of a CPU tensor.
+std::string npy_header(const Tensor& tensor) {
   std::ostringstream dict;
   dict << "{'descr': '" << (tensor.dtype() == DType::f32 ? "<f4" : "<f2")
        << "', 'fortran_order': False, 'shape': (";
@@ -512,6 +509,28 @@ void save_npy(const std::string& path, const Tensor& tensor) {
   out += text;
   out.append(header_size - text.size() - 1, ' ');
   out += '\n';
+  return out;
+}
+
+}  // namespace
+
+std::string encode_npy(const Tensor& tensor) {
+  refuse_big_endian_host("encode_npy");
+  GA_CHECK(tensor.defined(), "encode_npy: cannot encode an undefined tensor");
+  if (tensor.is_cuda()) return encode_npy(tensor.to(Device::CPU));
+  std::string out = npy_header(tensor);
+  out.append(static_cast<const char*>(tensor.raw_data()), tensor.nbytes());
+  return out;
+}
+
+void save_npy(const std::string& path, const Tensor& tensor) {
+  refuse_big_endian_host(path);
+  if (!tensor.defined()) GA_NPY_FAIL(path, "cannot save an undefined tensor");
+  if (tensor.is_cuda()) {
+    save_npy(path, tensor.to(Device::CPU));
+    return;
+  }
+  const std::string out = npy_header(tensor);
 
   errno = 0;
   std::ofstream file(path, std::ios::binary | std::ios::trunc);

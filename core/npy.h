@@ -16,5 +16,7 @@ Tensor load_npy(const std::string& path);
 Tensor parse_npy(const std::uint8_t* data, std::size_t size, const std::string& name);
 // Saves any tensor (copied to the host first) as version 1.0 (2.0 if the header needs it).
 void save_npy(const std::string& path, const Tensor& tensor);
+// The bytes save_npy would write (for formats that embed .npy images: core/state_dict.h).
+std::string encode_npy(const Tensor& tensor);
 
 }  // namespace gradaccum

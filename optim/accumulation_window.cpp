@@ -1,6 +1,9 @@
 #include "optim/accumulation_window.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -101,10 +104,7 @@ AccumulationWindow::~AccumulationWindow() {
   }
 }
 
-void AccumulationWindow::connect_ranks() {
-  dist::ProcessGroup& pg = *options_.process_group();
-  // Everything that decides the step's layout and arithmetic must agree, or the reduction
-  // would combine unlike things (or hang on buffers of different sizes).
+std::vector<std::string> AccumulationWindow::configuration() const {
   const LossScaling& ls = options_.loss_scaling();
   std::vector<std::string> config;
   config.push_back("parameters: " + std::to_string(params_.size()));
@@ -124,6 +124,66 @@ void AccumulationWindow::connect_ranks() {
           << ls.backoff_factor << " interval " << ls.growth_interval;
   config.push_back(scaling.str());
   config.push_back(std::string("overflow: ") + overflow_policy_name(options_.overflow()));
+  return config;
+}
+
+StateDict AccumulationWindow::state_dict() const {
+  StateDict s;
+  const std::vector<std::string> config = configuration();
+  s.set_text("configuration", std::to_string(config.size()));
+  for (std::size_t i = 0; i < config.size(); ++i)
+    s.set_text("configuration." + std::to_string(i), config[i]);
+  const float scale = loss_scale();
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &scale, sizeof bits);
+  s.set_text("loss_scale_bits", std::to_string(bits));
+  char readable[32];
+  std::snprintf(readable, sizeof readable, "%.9g", static_cast<double>(scale));
+  s.set_text("loss_scale", readable);  // for a person; the bits are what is loaded
+  s.set_text("growth_tracker", std::to_string(read_window_counts(counts_).growth_tracker));
+  return s;
+}
+
+void AccumulationWindow::load_state_dict(const StateDict& s) {
+  check_not_broken("load_state_dict");
+  GA_CHECK(open_ && submitted_ == 0, "AccumulationWindow::load_state_dict: the window holds "
+                                         << submitted_
+                                         << " micro-batches; expected none (load between steps)");
+  const std::vector<std::string> config = configuration();
+  GA_CHECK(s.integer("configuration") == static_cast<std::int64_t>(config.size()),
+           "AccumulationWindow::load_state_dict: the state's configuration has "
+               << s.text("configuration") << " lines, this window's " << config.size()
+               << "; expected the same configuration");
+  for (std::size_t i = 0; i < config.size(); ++i) {
+    const std::string& saved = s.text("configuration." + std::to_string(i));
+    GA_CHECK(saved == config[i], "AccumulationWindow::load_state_dict: the state was saved with '"
+                                     << saved << "', this window has '" << config[i]
+                                     << "'; expected the same configuration");
+  }
+  const std::int64_t bits = s.integer("loss_scale_bits");
+  GA_CHECK(bits >= 0 && bits <= static_cast<std::int64_t>(UINT32_MAX),
+           "AccumulationWindow::load_state_dict: loss_scale_bits " << bits << " is not an f32");
+  float scale = 0;
+  const auto word = static_cast<std::uint32_t>(bits);
+  std::memcpy(&scale, &word, sizeof scale);
+  GA_CHECK(std::isfinite(scale) && scale > 0.0f,
+           "AccumulationWindow::load_state_dict: loss scale " << scale << "; expected finite, > 0");
+  const std::int64_t growth = s.integer("growth_tracker");
+  GA_CHECK(growth >= 0, "AccumulationWindow::load_state_dict: growth_tracker " << growth);
+  WindowCounts counts = read_window_counts(counts_);
+  counts.growth_tracker = static_cast<std::uint64_t>(growth);
+  write_window_counts(counts_, counts);
+  loss_scale_.copy_from(Tensor::full({1}, scale));
+  inv_loss_scale_.copy_from(
+      Tensor::full({1}, static_cast<float>(1.0 / static_cast<double>(scale))));
+  host_loss_scale_ = scale;
+}
+
+void AccumulationWindow::connect_ranks() {
+  dist::ProcessGroup& pg = *options_.process_group();
+  // Everything that decides the step's layout and arithmetic must agree, or the reduction
+  // would combine unlike things (or hang on buffers of different sizes).
+  std::vector<std::string> config = configuration();
   config.push_back(
       std::string("parameter sync: ") +
       (options_.parameter_sync() == ParameterSync::Broadcast ? "broadcast" : "verify"));

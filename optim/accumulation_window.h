@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "core/state_dict.h"
 #include "core/storage.h"
 #include "dist/process_group.h"
 #include "kernels/exact_sum.h"
@@ -226,6 +227,14 @@ class AccumulationWindow {
   // Overlapped windows: the number of buckets (0 when the reduction is one call at the step).
   std::size_t reduction_buckets() const;
 
+  // What carries from one window to the next (the loss scale and its count of clean steps),
+  // with the configuration it was made under: the options that decide the arithmetic, and the
+  // parameters' names, shapes and dtypes. load_state_dict refuses a state of another
+  // configuration (naming the first line that differs) and needs a window holding no micro-batch
+  // (between steps); a failed load changes nothing.
+  StateDict state_dict() const;
+  void load_state_dict(const StateDict& state);
+
   // ---- for optimizers ----
   struct StepInputs {
     const Tensor* grad_scale;   // f32 [1]: 1/(count · loss scale still carried)
@@ -266,6 +275,9 @@ class AccumulationWindow {
     submitted_samples_ = t.submitted_samples;
   }
 
+  // One line per option or parameter that decides the window's arithmetic and layout: what
+  // every rank must agree on, and what a saved state must match.
+  std::vector<std::string> configuration() const;
   void check_open() const;
   void check_not_broken(const char* what) const;
   // The host-side record of one micro-batch added (backward, or a replay).

@@ -3,6 +3,9 @@
 #include <vector>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/sgd.h"
 
@@ -57,6 +60,90 @@ void SGD::reset_master_from_parameters() {
 const Tensor& SGD::master_weight(std::size_t i) const {
   GA_CHECK(i < params_.size(), "master_weight: index " << i << " out of range");
   return master_[i].defined() ? master_[i] : params_[i].value();
+}
+
+namespace {
+
+std::string exact_number(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+double number_in(const StateDict& s, const std::string& key) {
+  const std::string& t = s.text(key);
+  char* end = nullptr;
+  const double v = std::strtod(t.c_str(), &end);
+  GA_CHECK(!t.empty() && end == t.c_str() + t.size(),
+           "SGD::load_state_dict: '" << key << "' is '" << t << "'; expected a number");
+  return v;
+}
+
+std::string parameter_text(const Variable& p) {
+  return p.shape().str() + " " + dtype_name(p.dtype());
+}
+
+}  // namespace
+
+StateDict SGD::state_dict() const {
+  StateDict s;
+  s.set_text("lr", exact_number(options_.lr()));
+  s.set_text("momentum", exact_number(options_.momentum()));
+  s.set_text("dampening", exact_number(options_.dampening()));
+  s.set_text("weight_decay", exact_number(options_.weight_decay()));
+  s.set_text("nesterov", options_.nesterov() ? "1" : "0");
+  s.set_text("first_step", first_step_ ? "1" : "0");
+  s.set_text("parameters", std::to_string(params_.size()));
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string n = std::to_string(i);
+    s.set_text("parameter." + n, parameter_text(params_[i]));
+    if (master_[i].defined()) s.set_tensor("master." + n, master_[i]);
+    if (momentum_[i].defined()) s.set_tensor("momentum." + n, momentum_[i]);
+  }
+  return s;
+}
+
+void SGD::load_state_dict(const StateDict& s) {
+  // Everything is read and checked first: a failed load leaves the optimizer as it was.
+  SGDOptions o(number_in(s, "lr"));
+  o.momentum(number_in(s, "momentum"))
+      .dampening(number_in(s, "dampening"))
+      .weight_decay(number_in(s, "weight_decay"))
+      .nesterov(s.integer("nesterov") != 0);
+  o.validate();
+  const bool first_step = s.integer("first_step") != 0;
+  GA_CHECK(s.integer("parameters") == static_cast<std::int64_t>(params_.size()),
+           "SGD::load_state_dict: the state is for "
+               << s.text("parameters") << " parameters, this optimizer has " << params_.size());
+  const Device device = params_.front().device();
+  std::vector<Tensor> master(params_.size()), momentum(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string n = std::to_string(i);
+    const Variable& p = params_[i];
+    GA_CHECK(s.text("parameter." + n) == parameter_text(p),
+             "SGD::load_state_dict: parameter " << i << " is " << s.text("parameter." + n)
+                                                << " in the state, " << parameter_text(p)
+                                                << " here; expected the same shape and dtype");
+    auto take = [&](const std::string& key, bool wanted, std::vector<Tensor>& into) {
+      GA_CHECK(s.has_tensor(key) == wanted,
+               "SGD::load_state_dict: " << (wanted ? "no tensor '" : "an unexpected tensor '")
+                                        << key << "' for parameter " << i);
+      if (!wanted) return;
+      const Tensor& t = s.tensor(key);
+      GA_CHECK(t.dtype() == DType::f32 && t.shape() == p.shape(),
+               "SGD::load_state_dict: '" << key << "' is " << t.str() << "; expected f32 "
+                                         << p.shape().str());
+      into[i] = t.to(device);
+    };
+    take("master." + n, p.dtype() != DType::f32, master);
+    take("momentum." + n, o.momentum() != 0.0, momentum);
+  }
+  options_ = o;
+  first_step_ = first_step;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    master_[i] = std::move(master[i]);
+    momentum_[i] = std::move(momentum[i]);
+  }
 }
 
 void SGD::set_lr(double lr) {

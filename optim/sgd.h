@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "core/state_dict.h"
 #include "core/tensor.h"
 #include "optim/accumulation_window.h"
 
@@ -74,6 +75,14 @@ class SGD {
   const Tensor& master_weight(std::size_t i) const;
   // Re-reads the master weights from the parameters (after loading a model, say).
   void reset_master_from_parameters();
+
+  // Everything a bit-identical continuation needs (PyTorch's optimizer.state_dict()): the
+  // options, whether the first step is still to come, the momentum buffers and the f32 master
+  // weights of f16 parameters (host copies). load_state_dict restores all of it, options
+  // included, after checking that the state is for parameters of the same shapes and dtypes; a
+  // failed load changes nothing.
+  StateDict state_dict() const;
+  void load_state_dict(const StateDict& state);
 
  private:
   void update(const Tensor& grad_scale, const NonFiniteFlag* skip,

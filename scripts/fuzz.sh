@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the .npy parser: configures and builds the fuzz preset (clang, libFuzzer, ASan + UBSan)
-# into build/fuzz, then runs npy_fuzz for the given number of seconds (default 60) on a scratch
-# copy of tests/fuzz/corpus/npy, so that new corpus entries never land in the repository.
+# Fuzzes the file readers: configures and builds the fuzz preset (clang, libFuzzer, ASan + UBSan)
+# into build/fuzz, then runs npy_fuzz and idx_fuzz for the given number of seconds each (default
+# 60) on scratch copies of tests/fuzz/corpus/{npy,idx}, so that new corpus entries never land in
+# the repository.
 # Exits non-zero on any crash, sanitizer report or inconsistent parse; the crashing input is kept
 # in build/fuzz/artifacts/.
 #   usage: scripts/fuzz.sh [seconds]        (JOBS=n sets the build parallelism, default 2)
@@ -25,22 +26,25 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
     -DGRADACCUM_BUILD_TESTS=OFF -DGRADACCUM_BUILD_BENCHMARKS=OFF \
     -DGRADACCUM_BUILD_TOOLS=OFF -DGRADACCUM_BUILD_EXAMPLES=OFF
 fi
-cmake --build "$build" --target npy_fuzz -j "${JOBS:-2}"
+cmake --build "$build" --target npy_fuzz idx_fuzz -j "${JOBS:-2}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gradaccum-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-cp -R "$root/tests/fuzz/corpus/npy" "$work/corpus"
 mkdir -p "$build/artifacts"
 
-echo "fuzzing parse_npy for ${seconds}s (scratch corpus in $work/corpus)"
-status=0
-"$build/tests/fuzz/npy_fuzz" \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-  -dict="$root/tests/fuzz/npy.dict" \
-  -artifact_prefix="$build/artifacts/" -print_final_stats=1 \
-  "$work/corpus" || status=$?
-if [[ $status -ne 0 ]]; then
-  echo "FUZZ FAILURE (exit $status): the input that failed is in $build/artifacts/" >&2
-  exit "$status"
-fi
-echo "fuzz run clean: $(find "$work/corpus" -type f | wc -l) corpus entries after ${seconds}s"
+# Each reader in turn, for the given seconds each: .npy, then IDX (plain and gzip).
+for target in npy idx; do
+  cp -R "$root/tests/fuzz/corpus/$target" "$work/$target"
+  echo "fuzzing the $target reader for ${seconds}s (scratch corpus in $work/$target)"
+  status=0
+  "$build/tests/fuzz/${target}_fuzz" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+    -dict="$root/tests/fuzz/$target.dict" \
+    -artifact_prefix="$build/artifacts/$target-" -print_final_stats=1 \
+    "$work/$target" || status=$?
+  if [[ $status -ne 0 ]]; then
+    echo "FUZZ FAILURE in $target (exit $status): the input that failed is in $build/artifacts/" >&2
+    exit "$status"
+  fi
+  echo "fuzz run clean: $target, $(find "$work/$target" -type f | wc -l) corpus entries after ${seconds}s"
+done

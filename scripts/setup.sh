@@ -11,6 +11,8 @@ packages=(
   libopenmpi-dev openmpi-bin                       # data parallelism (dist/) and its tests
   gnuplot-nox                                      # gradaccum-stability's plots
   python3-numpy                                    # .npy fixtures and comparison scripts
+  zlib1g-dev                                       # gzip-compressed datasets (data/idx.cpp)
+  dataset-fashion-mnist                            # the main job's dataset (data/fashion_mnist.h)
 )
 if [[ "${GRADACCUM_WITH_TORCH:-0}" == 1 ]]; then
   packages+=(python3-torch)  # PyTorch side by side (benchmarks, fixture regeneration)

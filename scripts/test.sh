@@ -4,7 +4,7 @@
 #   emu-asan  CPU and emulated-device tests under ASan + UBSan + LeakSanitizer, the emulated ones
 #             under the forward and the reverse thread schedule
 #   emu-tsan  emulated-device tests under ThreadSanitizer (shared-memory races)
-#   fuzz      the .npy reader under libFuzzer for GRADACCUM_FUZZ_SECONDS (default 60)
+#   fuzz      the .npy and IDX readers under libFuzzer, GRADACCUM_FUZZ_SECONDS each (default 60)
 # and on request (GRADACCUM_SUITES): emu, the emulated-device tests in a release build without
 # sanitizers (left out of the default run: emu-asan runs the same tests under both schedules,
 # and its build was the CI's longest step after this one's), and cpu (GRADACCUM_CUDA=OFF).

@@ -2,8 +2,6 @@
 // accumulated micro-batches k = 1, 2, 4, ... for every accumulation mode and gradient source
 // (optim/accumulation_study.h), prints the relative error of the normalised gradient against a
 // float64 reference, and writes CSV and a log-log plot (gnuplot) on request.
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,9 +17,8 @@
 
 #include "core/cuda_device.h"
 #include "flags.h"
+#include "gnuplot.h"
 #include "optim/accumulation_study.h"
-
-extern char** environ;
 
 namespace ga = gradaccum;
 namespace opt = gradaccum::optim;
@@ -125,49 +122,9 @@ void write_csv(const std::string& path, const std::vector<opt::CellResult>& cell
   if (!out.flush()) throw FlagError("--csv " + path + ": write failed");
 }
 
-// Whether an executable `name` is on PATH (checked before a long sweep that ends in a plot).
-bool on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "";
-  std::size_t begin = 0;
-  while (begin <= dirs.size()) {
-    const std::size_t end = std::min(dirs.find(':', begin), dirs.size());
-    const std::string dir = end > begin ? dirs.substr(begin, end - begin) : ".";
-    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-    begin = end + 1;
-  }
-  return false;
-}
-
-const char* kNoGnuplot =
-    "--png: gnuplot was not found on PATH (install it, e.g. apt-get install gnuplot-nox, or leave "
-    "out --png)";
-
-// Runs `gnuplot script`; a clear error when gnuplot is missing or fails.
-void run_gnuplot(const std::string& script) {
-  pid_t pid = 0;
-  const char* args[] = {"gnuplot", script.c_str(), nullptr};
-  const int rc =
-      posix_spawnp(&pid, "gnuplot", nullptr, nullptr, const_cast<char* const*>(args), environ);
-  if (rc == ENOENT) throw std::runtime_error(kNoGnuplot);
-  if (rc != 0) throw std::runtime_error(std::string("--png: cannot run gnuplot: ") + strerror(rc));
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) {
-    throw std::runtime_error(std::string("--png: waiting for gnuplot: ") + strerror(errno));
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw std::runtime_error("--png: gnuplot failed (script " + script + ")");
-  }
-}
-
 void write_png(const std::string& png, const std::vector<Series>& series,
                const std::vector<std::int64_t>& counts, ga::Device device) {
-  char tmpl[] = "/tmp/gradaccum-stability-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    throw std::runtime_error(std::string("--png: cannot create a temporary folder: ") +
-                             strerror(errno));
-  }
-  const std::string dir = tmpl;
+  const std::string dir = ga::tools::make_plot_dir("gradaccum-stability", "--png");
   std::vector<std::string> files;
   const auto& sources = opt::all_gradient_sources();
   const auto& modes = opt::all_accum_modes();
@@ -218,7 +175,7 @@ void write_png(const std::string& png, const std::vector<Series>& series,
        << "' using (NaN):c with linespoints pt 7 lw 1.5 title columnheader(c)\n"
        << "unset multiplot\n";
   }
-  run_gnuplot(script);
+  ga::tools::run_gnuplot(script, "--png");
   for (const std::string& f : files)
     std::remove(f.c_str());
   std::remove(script.c_str());
@@ -236,7 +193,9 @@ int run(const Config& c) {
   if (!c.csv.empty() && !std::ofstream(c.csv)) {
     throw FlagError("--csv " + c.csv + ": cannot open for writing");
   }
-  if (!c.png.empty() && !on_path("gnuplot")) throw FlagError(kNoGnuplot);
+  if (!c.png.empty() && !ga::tools::on_path("gnuplot")) {
+    throw FlagError(ga::tools::no_gnuplot_message("--png"));
+  }
 
   std::printf("gradaccum-stability: %s, k = 1..%lld (%zu counts)", ga::device_name(c.device),
               static_cast<long long>(c.max_accum), counts.size());
