@@ -77,20 +77,21 @@ std::unique_ptr<TrainData> synthetic_data(std::int64_t in, std::int64_t hidden, 
 }
 
 std::unique_ptr<TrainData> npy_data(const std::string& data, const std::string& targets,
-                                    std::int64_t in, std::int64_t out, const char* flags) {
+                                    std::int64_t in, std::int64_t out, const std::string& flag,
+                                    const std::string& targets_flag) {
+  const std::string x_name = flag + " " + data, y_name = targets_flag + " " + targets;
   Tensor x = load_npy(data).to(DType::f32);
   Tensor y = load_npy(targets).to(DType::f32);
-  const std::string names = flags;  // "--data/--targets", say
   GA_CHECK(x.rank() == 2 && x.size(1) == in,
-           data << ": expected shape [rows, " << in << "] (--in), got " << x.shape().str());
+           x_name << ": expected shape [rows, " << in << "] (--in), got " << x.shape().str());
   GA_CHECK(y.rank() == 2 && y.size(1) == out,
-           targets << ": expected shape [rows, " << out << "] (--out), got " << y.shape().str());
-  GA_CHECK(x.size(0) == y.size(0), names << ": " << data << " has " << x.size(0) << " rows but "
-                                         << targets << " has " << y.size(0)
-                                         << "; expected one target row per input row");
-  GA_CHECK(x.size(0) > 0, names << ": " << data << " has no rows; expected at least one");
-  check_finite(x, data);
-  check_finite(y, targets);
+           y_name << ": expected shape [rows, " << out << "] (--out), got " << y.shape().str());
+  GA_CHECK(x.size(0) == y.size(0), x_name << " has " << x.size(0) << " rows but " << y_name
+                                          << " has " << y.size(0)
+                                          << "; expected one target row per input row");
+  GA_CHECK(x.size(0) > 0, x_name << " has no rows; expected at least one");
+  check_finite(x, x_name);
+  check_finite(y, y_name);
   return std::make_unique<TableData>(std::move(x), std::move(y));
 }
 

@@ -27,9 +27,11 @@ class TrainData {
 // in and out: the model's widths (the files must match them).
 std::unique_ptr<TrainData> synthetic_data(std::int64_t in, std::int64_t hidden, std::int64_t out,
                                           std::uint64_t seed);
-// Throws naming the flag and the file on a shape mismatch or a non-finite value.
+// Throws naming the flag and the file on a shape mismatch or a non-finite value; `flag` is the
+// inputs' flag ("--data"), "<flag>: " and the targets' ("--targets") name them in messages.
 std::unique_ptr<TrainData> npy_data(const std::string& data, const std::string& targets,
-                                    std::int64_t in, std::int64_t out, const char* flags);
+                                    std::int64_t in, std::int64_t out, const std::string& flag,
+                                    const std::string& targets_flag);
 // Fashion-MNIST as an autoencoder task: targets are the inputs, 784 pixels in [0, 1].
 std::unique_ptr<TrainData> fashion_mnist_data(bool test_split);
 

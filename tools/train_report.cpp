@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <vector>
 
@@ -9,10 +10,26 @@
 
 namespace gradaccum::tools {
 
-StepCsv::StepCsv(const std::string& path, const std::string& flag)
-    : path_(path), flag_(flag), out_(path) {
+StepCsv::StepCsv(const std::string& path, const std::string& flag, std::int64_t resumed_at)
+    : path_(path), flag_(flag) {
+  const std::string header = "step,epoch,loss,eval_loss,samples_per_s,loss_scale,skipped,dropped";
+  std::vector<std::string> kept;
+  if (resumed_at > 0) {
+    std::ifstream old(path);
+    std::string line;
+    if (old && std::getline(old, line) && line == header) {
+      while (std::getline(old, line)) {
+        char* end = nullptr;
+        const long long step = std::strtoll(line.c_str(), &end, 10);
+        if (end != line.c_str() && *end == ',' && step <= resumed_at) kept.push_back(line);
+      }
+    }
+  }
+  out_.open(path, std::ios::trunc);
   if (!out_) throw std::runtime_error(flag + " " + path + ": cannot open for writing");
-  out_ << "step,epoch,loss,eval_loss,samples_per_s,loss_scale,skipped,dropped\n";
+  out_ << header << '\n';
+  for (const std::string& line : kept)
+    out_ << line << '\n';
   if (!out_.flush()) throw std::runtime_error(flag + " " + path + ": write failed");
 }
 

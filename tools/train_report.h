@@ -24,8 +24,10 @@ struct StepRecord {
 
 class StepCsv {
  public:
-  // Creates (truncates) `path` and writes the header; throws naming the flag.
-  StepCsv(const std::string& path, const std::string& flag);
+  // Creates (truncates) `path` and writes the header; throws naming the flag. A resumed run
+  // (resumed_at > 0) keeps an existing file's lines up to that step and appends after them, so
+  // that the file holds each step once.
+  StepCsv(const std::string& path, const std::string& flag, std::int64_t resumed_at = 0);
   // Appends one step (flushed, so that an interrupted run keeps every step written).
   void add(const StepRecord& r);
   const std::string& path() const { return path_; }

@@ -103,7 +103,7 @@ expect_error "--accum" "$t" --accum 0
 expect_error "--micro-batch" "$t" --micro-batch 0
 expect_error "--accum 5 exceeds --batch 4" "$t" --batch 4 --accum 5
 expect_error "--accum or --micro-batch" "$t" --accum 2 --micro-batch 2
-expect_error "--steps" "$t" --steps 1099511627776 --batch 1099511627776
+expect_error "--batch" "$t" --steps 1099511627776 --batch 1099511627776
 expect_error "--momentum" "$t" --momentum 1.5
 expect_error "--dtype" "$t" --dtype f64
 expect_error "--loss-scale" "$t" --loss-scale 0
@@ -130,9 +130,55 @@ expect_error "x_text.npy" "$t" "${small[@]}" --data "$work/x_text.npy" --targets
 expect_error "[rows, 4]" "$t" "${small[@]}" --data "$work/x_wide.npy" --targets "$work/y.npy"
 expect_error "[rows, 2]" "$t" "${small[@]}" --data "$work/x.npy" --targets "$work/y_wide.npy"
 expect_error "rows" "$t" "${small[@]}" --data "$work/x.npy" --targets "$work/y_rows.npy"
-expect_error "needs 8 rows" "$t" "${small[@]}" --data "$work/x_few.npy" --targets "$work/y_few.npy"
-expect_error "--data contains non-finite" "$t" "${small[@]}" --data "$work/x_nan.npy" --targets "$work/y.npy"
-expect_error "--targets contains non-finite" "$t" "${small[@]}" --data "$work/x.npy" --targets "$work/y_inf.npy"
+expect_error "--drop-last with --batch 8 over 6 rows" "$t" --in 4 --hidden 3 --out 2 --batch 8 \
+  --drop-last --steps 1 --data "$work/x_few.npy" --targets "$work/y_few.npy"
+expect_error "--data $work/x_nan.npy: non-finite" "$t" "${small[@]}" --data "$work/x_nan.npy" --targets "$work/y.npy"
+expect_error "--targets $work/y_inf.npy: non-finite" "$t" "${small[@]}" --data "$work/x.npy" --targets "$work/y_inf.npy"
+# Data, epochs, evaluation, checkpoints and plots: flags that do not go together.
+expect_error "--epochs needs data" "$t" --epochs 2
+expect_error "--steps or --epochs" "$t" --steps 2 --epochs 2 --dataset fashion-mnist
+expect_error "--shuffle needs data" "$t" --shuffle
+expect_error "--drop-last needs data" "$t" --drop-last
+expect_error "--eval-every needs a held-out set" "$t" --eval-every 5
+expect_error "--eval-data goes with --data" "$t" --eval-data "$work/x.npy" --eval-targets "$work/y.npy"
+expect_error "--eval-data and --eval-targets" "$t" "${small[@]}" --data "$work/x.npy" \
+  --targets "$work/y.npy" --eval-data "$work/x.npy"
+expect_error "--dataset" "$t" --dataset mnist
+expect_error "--dataset brings its own data" "$t" --dataset fashion-mnist --data "$work/x.npy" \
+  --targets "$work/y.npy"
+expect_error "--in = 10" "$t" --dataset fashion-mnist --in 10
+expect_error "--checkpoint-every goes with --checkpoint" "$t" --checkpoint-every 5
+expect_error "--resume or --load-weights" "$t" --resume "$work/c" --load-weights "$work/weights"
+expect_error "--checkpoint" "$t" --checkpoint=
+expect_error "ending in .png" "$t" --plot "$work/loss.svg"
+expect_error "--reconstructions" "$t" --reconstructions "$work/r.png"
+expect_error "no checkpoint there" "$t" "${small[@]}" --resume "$work/no_such_dir"
+printf 'x' >"$work/a_file"
+expect_error "--checkpoint $work/a_file" "$t" "${small[@]}" --checkpoint "$work/a_file"
+expect_error "--log-csv" "$t" "${small[@]}" --log-csv "$work/no_such_dir/steps.csv"
+# Fashion-MNIST files that are not what they should be (GRADACCUM_FASHION_MNIST_DIR).
+fm=$work/fashion
+mkdir -p "$fm"
+fashion_error() {  # fashion_error WANT: gradaccum-train --dataset fashion-mnist on $fm
+  expect_error "$1" env GRADACCUM_FASHION_MNIST_DIR="$fm" "$t" --dataset fashion-mnist --steps 1 \
+    --hidden 2 --print-every 0
+}
+fashion_error "train-images-idx3-ubyte.gz"  # missing
+printf '\x1f\x8bnot really gzip' >"$fm/train-images-idx3-ubyte.gz"
+fashion_error "corrupted gzip stream"
+# An IDX labels file where the images should be, and the other way round.
+printf '\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02' | gzip >"$fm/train-images-idx3-ubyte.gz"
+fashion_error "expected images, u8 [N, 28, 28]"
+printf '\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x1c\x00\x00\x00\x1c' >"$work/header"
+{ cat "$work/header"; head -c 784 /dev/zero; } | gzip >"$fm/train-images-idx3-ubyte.gz"
+{ cat "$work/header"; head -c 784 /dev/zero; } | gzip >"$fm/train-labels-idx1-ubyte.gz"
+fashion_error "expected labels, u8 [N]"
+# A wrong magic, and images cut short.
+printf '\x08\x03\x00\x00\x00\x00\x00\x01' | gzip >"$fm/train-labels-idx1-ubyte.gz"
+fashion_error "not an IDX file"
+{ cat "$work/header"; head -c 700 /dev/zero; } | gzip >"$fm/train-images-idx3-ubyte.gz"
+fashion_error "truncated"
+
 # Weights that do not match the model.
 expect_error "fc2.bias.npy" "$t" "${small[@]}" --load-weights "$work/weights_missing"
 expect_error "fc2.weight" "$t" "${small[@]}" --load-weights "$work/weights_wrong"
