@@ -1,6 +1,7 @@
 // A state dict (PyTorch's name): what a training run needs to continue bit for bit, as named
 // tensors (copied to the host) and named text values. Modules, optimizers and windows each give
-// theirs (autograd/module.h, optim/sgd.h, optim/accumulation_window.h), merged under a prefix; the whole is saved as one file, atomically.
+// theirs (autograd/module.h, optim/sgd.h, optim/accumulation_window.h), merged under a prefix; the
+// whole is saved as one file, atomically.
 //
 // The file: "GRADACCUM-STATE 1\n", an 8-byte little-endian header length, the header (lines
 // "text <key> <value>" and "tensor <name> <offset> <bytes>"), the tensors as .npy images, then

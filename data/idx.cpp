@@ -246,6 +246,10 @@ std::size_t idx_type_size(IdxType t) {
 }
 
 std::int64_t IdxArray::elements() const {
+  // A zero dimension makes the array empty whatever the others (which may then be huge: their
+  // product is bounded by the parser only when every dimension is non-zero).
+  for (std::int64_t d : dims)
+    if (d == 0) return 0;
   std::int64_t n = 1;
   for (std::int64_t d : dims)
     n *= d;

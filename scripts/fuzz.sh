@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the file readers: configures and builds the fuzz preset (clang, libFuzzer, ASan + UBSan)
-# into build/fuzz, then runs npy_fuzz and idx_fuzz for the given number of seconds each (default
-# 60) on scratch copies of tests/fuzz/corpus/{npy,idx}, so that new corpus entries never land in
-# the repository.
+# Fuzzes the file readers (.npy, IDX, state files): configures and builds the fuzz preset
+# (clang, libFuzzer, ASan + UBSan) into build/fuzz, then runs npy_fuzz, idx_fuzz and state_fuzz
+# for the given number of seconds each (default 60) on scratch copies of
+# tests/fuzz/corpus/{npy,idx,state}, so that new corpus entries never land in the repository.
 # Exits non-zero on any crash, sanitizer report or inconsistent parse; the crashing input is kept
 # in build/fuzz/artifacts/.
 #   usage: scripts/fuzz.sh [seconds]        (JOBS=n sets the build parallelism, default 2)
@@ -26,14 +26,14 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
     -DGRADACCUM_BUILD_TESTS=OFF -DGRADACCUM_BUILD_BENCHMARKS=OFF \
     -DGRADACCUM_BUILD_TOOLS=OFF -DGRADACCUM_BUILD_EXAMPLES=OFF
 fi
-cmake --build "$build" --target npy_fuzz idx_fuzz -j "${JOBS:-2}"
+cmake --build "$build" --target npy_fuzz idx_fuzz state_fuzz -j "${JOBS:-2}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gradaccum-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$build/artifacts"
 
 # Each reader in turn, for the given seconds each: .npy, then IDX (plain and gzip).
-for target in npy idx; do
+for target in npy idx state; do
   cp -R "$root/tests/fuzz/corpus/$target" "$work/$target"
   echo "fuzzing the $target reader for ${seconds}s (scratch corpus in $work/$target)"
   status=0

@@ -4,7 +4,8 @@
 #   emu-asan  CPU and emulated-device tests under ASan + UBSan + LeakSanitizer, the emulated ones
 #             under the forward and the reverse thread schedule
 #   emu-tsan  emulated-device tests under ThreadSanitizer (shared-memory races)
-#   fuzz      the .npy and IDX readers under libFuzzer, GRADACCUM_FUZZ_SECONDS each (default 60)
+#   fuzz      the .npy, IDX and state-file readers under libFuzzer, GRADACCUM_FUZZ_SECONDS each
+#             (default 40)
 # and on request (GRADACCUM_SUITES): emu, the emulated-device tests in a release build without
 # sanitizers (left out of the default run: emu-asan runs the same tests under both schedules,
 # and its build was the CI's longest step after this one's), and cpu (GRADACCUM_CUDA=OFF).
@@ -55,7 +56,7 @@ for suite in $suites; do
     cpu) run_workflow cpu ;;
     fuzz)
       echo "== fuzz =="
-      if bash scripts/fuzz.sh "${GRADACCUM_FUZZ_SECONDS:-60}" >"$log_dir/fuzz.log" 2>&1; then
+      if bash scripts/fuzz.sh "${GRADACCUM_FUZZ_SECONDS:-40}" >"$log_dir/fuzz.log" 2>&1; then
         passed=$((passed + 1)); echo "   fuzz: ok"
       else
         failed=$((failed + 1)); broken+=(fuzz); echo "   fuzz: FAILED"; tail -n 40 "$log_dir/fuzz.log"

@@ -406,6 +406,12 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
         step_seconds > 0 ? static_cast<double>(timed_samples) / step_seconds : 0.0, 1e3 * per_step,
         extra.c_str(), last.loss, static_cast<long long>(pos.skipped),
         static_cast<long long>(pos.dropped), last.loss_scale);
+    if (c.dataset == "fashion-mnist" && last_eval >= 0) {
+      std::printf(
+          "test reconstruction L1: %.6g (mean |pixel - reconstruction| over the %lld "
+          "test images, pixels in [0, 1])\n",
+          last_eval, static_cast<long long>(held_out->rows()));
+    }
     if (!c.save_dir.empty()) std::printf("weights saved to %s\n", c.save_dir.c_str());
     std::fflush(stdout);
     if (!c.plot.empty()) {

@@ -100,6 +100,8 @@ TEST(Idx, WiderTypesAreBigEndianInTheFile) {
   std::memcpy(&f64, d.bytes.data(), 8);
   EXPECT_EQ(f64, -0.25);
   EXPECT_EQ(parse(idx(0x08, {0, 5}, {})).elements(), 0) << "an empty array is an array";
+  // Found by the fuzzer: huge dimensions beside a zero one are still an empty array.
+  EXPECT_EQ(parse(idx(0x08, {0, 0xFFFFFFF0u, 0xFFFFFFF0u, 0xFFFFFFF0u}, {})).elements(), 0);
 }
 
 TEST(Idx, MalformedHeadersAreErrorsNamingTheProblem) {

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/state_dict.h"
 #include "mlp_helpers.h"
+#include "resume_util.h"
 
 namespace gradaccum {
 namespace {
@@ -141,71 +142,30 @@ TEST(StateDict, AFailedWriteLeavesTheTargetUntouched) {
 
 // ---- module, optimizer and window states: a resumed run continues bit for bit ----
 
-struct TrainingRun {
-  TrainingRun(DType dtype, const optim::WindowOptions& wo)
-      : model(test::make_mlp(6, 16, 3, 5)),
-        window((model.to(dtype), model.parameters()), wo),
-        opt(model.parameters(), optim::SGDOptions(0.05).momentum(0.9).weight_decay(1e-3)) {}
-  nn::Sequential model;
-  optim::AccumulationWindow window;
-  optim::SGD opt;
-
-  void steps(int from, int to) {
-    for (int s = from; s < to; ++s) {
-      const DType dt = model.dtype();
-      Tensor x = Tensor::from_vector(test::random_values(40 * 6, 100 + s), {40, 6}).to(dt);
-      Tensor y = Tensor::from_vector(test::random_values(40 * 3, 200 + s), {40, 3}).to(dt);
-      test::window_step(model, window, opt, x, y, {15, 15, 10}, Reduction::Mean);
-    }
-  }
-  StateDict state() const {
-    StateDict s;
-    s.merge("model.", model.state_dict());
-    s.merge("optimizer.", opt.state_dict());
-    s.merge("window.", window.state_dict());
-    return s;
-  }
-  void load(const StateDict& s) {
-    model.load_state_dict(s.under("model."));
-    opt.load_state_dict(s.under("optimizer."));
-    window.load_state_dict(s.under("window."));
-  }
-};
-
-void expect_resume_is_bit_identical(DType dtype, const optim::WindowOptions& wo) {
-  TrainingRun straight(dtype, wo);
-  straight.steps(0, 8);
-  TrainingRun first(dtype, wo);
-  first.steps(0, 3);
-  const std::string path = scratch(std::string("resume_") + dtype_name(dtype) + ".state");
-  first.state().save(path);
-  TrainingRun resumed(dtype, wo);  // fresh parameters, optimizer and window
-  resumed.load(StateDict::load(path));
-  resumed.steps(3, 8);
-  EXPECT_EQ(straight.state().serialize(), resumed.state().serialize());
-  EXPECT_EQ(straight.window.loss_scale(), resumed.window.loss_scale());
-}
+using test::TrainingRun;
 
 TEST(ResumeState, F32WithMomentumContinuesBitForBit) {
-  expect_resume_is_bit_identical(DType::f32, optim::WindowOptions());
+  test::expect_resume_is_bit_identical(Device::CPU, DType::f32, optim::WindowOptions());
 }
 
 TEST(ResumeState, F16WithADynamicLossScaleContinuesBitForBit) {
   // Growth every 2 clean steps from 2^10: the scale and its clean-step count both carry over.
-  expect_resume_is_bit_identical(DType::f16, optim::WindowOptions().loss_scaling(
-                                                 optim::LossScaling::dynamic(1024, 2, 0.5, 2)));
+  test::expect_resume_is_bit_identical(
+      Device::CPU, DType::f16,
+      optim::WindowOptions().loss_scaling(optim::LossScaling::dynamic(1024, 2, 0.5, 2)));
 }
 
 TEST(ResumeState, ExactAccumulationContinuesBitForBit) {
-  expect_resume_is_bit_identical(DType::f32,
-                                 optim::WindowOptions().compensation(optim::Compensation::Exact));
+  test::expect_resume_is_bit_identical(
+      Device::CPU, DType::f32, optim::WindowOptions().compensation(optim::Compensation::Exact));
 }
 
 TEST(ResumeState, AStateOfAnotherConfigurationIsRefusedAndChangesNothing) {
-  TrainingRun a(DType::f32, optim::WindowOptions());
+  TrainingRun a(Device::CPU, DType::f32, optim::WindowOptions());
   a.steps(0, 2);
   const StateDict s = a.state();
-  TrainingRun kahan(DType::f32, optim::WindowOptions().compensation(optim::Compensation::Kahan));
+  TrainingRun kahan(Device::CPU, DType::f32,
+                    optim::WindowOptions().compensation(optim::Compensation::Kahan));
   const std::string m = message_of([&] { kahan.window.load_state_dict(s.under("window.")); });
   EXPECT_NE(m.find("accumulation: naive"), std::string::npos) << m;
   EXPECT_NE(m.find("expected the same configuration"), std::string::npos) << m;
@@ -224,7 +184,7 @@ TEST(ResumeState, AStateOfAnotherConfigurationIsRefusedAndChangesNothing) {
 }
 
 TEST(ResumeState, AWindowTakesAStateOnlyBetweenSteps) {
-  TrainingRun a(DType::f32, optim::WindowOptions());
+  TrainingRun a(Device::CPU, DType::f32, optim::WindowOptions());
   const StateDict s = a.window.state_dict();
   a.window.zero_grad();
   nn::L1Loss loss_fn(Reduction::Mean);

@@ -4,21 +4,18 @@
 # say the world, and a bad flag gives one line (mpirun's own banner aside), not one per rank.
 #   dist_train.sh MPIEXEC TRAIN WORK_DIR
 set -uo pipefail
-mpiexec=$1 train=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-failures=0
-fail() {
-  failures=$((failures + 1))
-  echo "FAIL: $*"
-}
+source "$(dirname "$0")/program_test.sh"
+mpiexec=$1 train=$2
+program_test_init "$3"
 run_np() {  # run_np N OUT args...: mpiexec -np N under a timeout
   local np=$1 out=$2
   shift 2
   timeout -k 10 120 "$mpiexec" -np "$np" --oversubscribe "$train" "$@" >"$out" 2>"$out.err"
 }
 
-common=(--steps 6 --lr 0.05 --momentum 0.9 --print-every 0 --seed 3)
+# On the CPU also in an emulated-device build (--overlap is CPU-only; the MPI window tests cover
+# device tensors), except the exact case below.
+common=(--device cpu --steps 6 --lr 0.05 --momentum 0.9 --print-every 0 --seed 3)
 "$train" "${common[@]}" --batch 60 --accum 2 --save-weights "$work/w1" >"$work/np1.out" 2>&1 ||
   fail "world 1 run (exit $?)"
 for case in "2 60 --accum 3" "3 61 --accum 2" "4 30 --micro-batch 4" "3 2 --accum 1"; do
@@ -41,9 +38,6 @@ grep -q "rows per rank 0-1" "$work/np3_b2.out" || fail "np3_b2: expected a rank 
 
 # Same samples, same step: world 1 against world 2 (batch 60, 3 micro-batches per rank).
 "$train" "${common[@]}" --batch 60 --accum 6 --save-weights "$work/w1_60" >/dev/null 2>&1
-# Debian's python3 has numpy (scripts/setup.sh); another one first on PATH may not.
-py=/usr/bin/python3
-[[ -x $py ]] || py=python3
 "$py" - "$work/w1_60" "$work/np2_b60" <<'PY' || fail "world 2 weights differ from world 1's"
 import sys, numpy as np
 a, b = sys.argv[1], sys.argv[2]
@@ -92,6 +86,55 @@ if [[ ${#hashes[@]} -eq 4 && $(printf '%s\n' "${hashes[@]}" | sort -u | wc -l) -
   echo "ok:   exact + deterministic, world 1/2/4/8 x k 8/4/2/1: one hash, ${hashes[0]}"
 else
   fail "exact + deterministic: the world sizes give different bytes: ${hashes[*]}"
+fi
+
+# Checkpoints under mpirun (a small Fashion-MNIST look-alike: 512 rows, batches of 100; on the
+# CPU, also in an emulated-device build: the cases above cover device tensors).
+mkdir -p "$work/fm"
+"$py" "$(dirname "$0")/make_fashion_idx.py" "$work/fm" 512 64 || fail "Fashion-MNIST fixture"
+export GRADACCUM_FASHION_MNIST_DIR=$work/fm
+fm=(--device cpu --dataset fashion-mnist --hidden 8 --batch 100 --micro-batch 25 --shuffle
+    --drop-last --seed 5 --lr 0.5)
+# Resumed at another world size: the same bytes where the bits do not depend on it (exact +
+# deterministic, the same micro-batches): world 2 for 7 steps, then world 1 to 12, against
+# world 1 throughout.
+fmx=("${fm[@]}" --accum-mode exact --deterministic --print-every 0)
+"$train" "${fmx[@]}" --steps 12 --checkpoint "$work/ck1" >/dev/null 2>&1 || fail "world 1 checkpoint run"
+run_np 2 "$work/ck2.out" "${fmx[@]}" --steps 7 --checkpoint "$work/ck2" || fail "world 2 checkpoint run: exit $?"
+"$train" "${fmx[@]}" --steps 12 --resume "$work/ck2" --checkpoint "$work/ck2" >/dev/null 2>&1 ||
+  fail "world 2 -> 1 resume"
+if cmp -s "$work/ck1/checkpoint.state" "$work/ck2/checkpoint.state"; then
+  echo "ok:   exact + deterministic: world 2 for 7 steps, resumed at world 1 to 12 = world 1 throughout"
+else
+  fail "exact + deterministic: resumed at world 1 after world 2, the bytes differ"
+fi
+# SIGTERM to mpirun: every rank finishes the same step, rank 0 writes the checkpoint; resumed
+# at the same world size, the bytes of a run never stopped. (The stopped run is given many steps,
+# so that a signal that takes its time still finds it running.)
+"$mpiexec" -np 2 --oversubscribe "$train" "${fm[@]}" --steps 100000 --print-every 1 \
+  --checkpoint "$work/sig" >"$work/sig.out" 2>"$work/sig.out.err" &
+pid=$!
+watch "$pid" 120
+wait_for_line "$work/sig.out" '^step 3 ' "$pid"
+# Not at once: Open MPI 4.1's mpirun, signalled in its first moments, ended the ranks without
+# letting them finish (seen here when the signal came 0.3 s after the start).
+sleep 1
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+at=$(sed -n 's/^stopped by SIGTERM after step \([0-9]*\) of.*/\1/p' "$work/sig.out")
+if [[ -n $at ]]; then
+  run_np 2 "$work/st.out" "${fm[@]}" --steps $((at + 5)) --print-every 0 --checkpoint "$work/st" ||
+    fail "world 2 straight run"
+  run_np 2 "$work/sig2.out" "${fm[@]}" --steps $((at + 5)) --print-every 0 --resume "$work/sig" \
+    --checkpoint "$work/sig" || fail "world 2 resume after SIGTERM: exit $?"
+  if cmp -s "$work/st/checkpoint.state" "$work/sig/checkpoint.state"; then
+    ok "SIGTERM to mpirun after step $at, resumed to $((at + 5)): the bytes of a run never stopped"
+  else
+    fail "SIGTERM under mpirun, resumed: the bytes differ from a run never stopped"
+  fi
+else
+  fail "SIGTERM to mpirun: no 'stopped by SIGTERM' line"
+  sed 's/^/    /' "$work/sig.out.err" | head -n 5
 fi
 
 # A bad flag on every rank: one line from the program.

@@ -6,29 +6,23 @@
 # truncated one is refused in one line and overwritten by nothing; the CSV holds each step once.
 #   train_resume.sh TRAIN DEVICE WORK_DIR     (DEVICE: cpu or cuda; cuda skips without a device)
 set -uo pipefail
-train=$1 device=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-failures=0
-fail() {
-  failures=$((failures + 1))
-  echo "FAIL: $*"
-}
-if [[ $device == cuda ]] && ! "$train" --device cuda --steps 1 --print-every 0 >/dev/null 2>&1; then
-  echo "train-resume: skipped (no CUDA device)"
-  exit 0
-fi
-py=/usr/bin/python3
-[[ -x $py ]] || py=python3
+source "$(dirname "$0")/program_test.sh"
+train=$1 device=$2
+program_test_init "$3"
+skip_without_device "$train" "$device" train-resume && exit 0
+# The runs that are stopped are given many steps (so that a signal that takes its time still
+# finds them running); they are resumed to `more` steps past the later stop, and compared with a
+# run of that many steps never stopped. CPU: 512 rows in batches of 100, 5 full batches and one
+# of 12 per epoch. CUDA (the emulated device is slow, the more so under the sanitizers): 64 rows
+# in batches of 20, 3 full and one of 4 per epoch. Shuffled either way.
+rows=512 batch=100 more=25 every=25
+[[ $device == cuda ]] && rows=64 batch=20 more=6 every=5
+many=100000
 mkdir -p "$work/fm"
-"$py" "$(dirname "$0")/make_fashion_idx.py" "$work/fm" 512 64 || { echo "FAIL: fixture"; exit 1; }
+"$py" "$(dirname "$0")/make_fashion_idx.py" "$work/fm" "$rows" 16 || { echo "FAIL: fixture"; exit 1; }
 export GRADACCUM_FASHION_MNIST_DIR=$work/fm
-
-# 512 rows in batches of 100: 5 full batches and one of 12 per epoch, shuffled.
-steps=120
-[[ $device == cuda ]] && steps=40  # the emulated device is slow
-base=(--device "$device" --dataset fashion-mnist --batch 100 --accum 3 --seed 5 --print-every 1
-      --eval-every 25)
+base=(--device "$device" --dataset fashion-mnist --batch "$batch" --accum 3 --seed 5
+      --print-every 1 --eval-every "$every")
 model=(--hidden 8 --lr 0.5 --shuffle)
 
 # run NAME args...: the program under a timeout, stdout and stderr kept; returns its status.
@@ -37,72 +31,69 @@ run() {
   shift
   timeout -k 10 300 "$train" "${base[@]}" "$@" >"$work/$name.out" 2>"$work/$name.err"
 }
-# train NAME args...: run with the model's flags and the number of steps.
-train() {
-  local name=$1
-  shift
-  run "$name" "${model[@]}" --steps "$steps" "$@"
-}
 
 # signal_after NAME SIGNAL STEP args...: starts the run, sends SIGNAL once it printed step STEP,
 # and returns the run's exit status.
 signal_after() {
   local name=$1 sig=$2 at=$3
   shift 3
-  # Not under timeout(1): it would not pass SIGKILL on, and it sends other signals twice (to
-  # the program and to its process group). A watchdog ends a run that hangs instead.
-  "$train" "${base[@]}" "${model[@]}" --steps "$steps" "$@" >"$work/$name.out" \
+  "$train" "${base[@]}" "${model[@]}" --steps "$many" "$@" >"$work/$name.out" \
     2>"$work/$name.err" &
-  local pid=$! waited=0
-  (
-    for ((i = 0; i < 3000; i++)); do
-      sleep 0.1
-      kill -0 "$pid" 2>/dev/null || exit 0
-    done
-    kill -9 "$pid"
-  ) >/dev/null 2>&1 &
-  local watchdog=$!
-  until grep -q "^step $at " "$work/$name.out" 2>/dev/null; do
-    sleep 0.01
-    waited=$((waited + 1))
-    if ((waited > 20000)) || ! kill -0 "$pid" 2>/dev/null; then break; fi
-  done
+  local pid=$!
+  watch "$pid" 300
+  wait_for_line "$work/$name.out" "^step $at " "$pid"
   kill -s "$sig" "$pid" 2>/dev/null
   local rc=0
   wait "$pid" 2>/dev/null || rc=$?
-  kill "$watchdog" 2>/dev/null
-  wait "$watchdog" 2>/dev/null
   return "$rc"
 }
 
+checkpoint_step() {  # the step a checkpoint file holds
+  grep -a '^text run.step ' "$1" | cut -d' ' -f3
+}
 same_bytes() {  # same_bytes WHAT A B
-  if cmp -s "$2" "$3"; then echo "ok:   $1: identical bytes"; else fail "$1: $2 and $3 differ"; fi
+  if cmp -s "$2" "$3"; then ok "$1: identical bytes"; else fail "$1: $2 and $3 differ"; fi
 }
 
-for dtype in f32 f16; do
+# The emulated device runs f32 alone: an f16 run of this size takes it a minute, and the f16
+# state on the device (master weights, loss scaler) is tested in tests/gpu/state_dict_gpu_test.cpp.
+dtypes="f32 f16"
+[[ $device == cuda ]] && dtypes=f32
+for dtype in $dtypes; do
   extra=(--dtype "$dtype")
   [[ $dtype == f16 ]] && extra+=(--loss-scale dynamic)
   d=$work/$dtype
   mkdir -p "$d"
-  train "$dtype-straight" "${extra[@]}" --checkpoint "$d/straight" --save-weights "$d/straight-w" ||
-    { fail "$dtype: the uninterrupted run failed: $(cat "$work/$dtype-straight.err")"; continue; }
 
-  # SIGTERM after step 5: exit 143 at a step boundary, with a checkpoint; then resumed.
+  # SIGTERM after step 5: exit 143 at a step boundary, with a checkpoint.
   rc=0
   signal_after "$dtype-term" TERM 5 "${extra[@]}" --checkpoint "$d/term" \
     --log-csv "$d/term.csv" || rc=$?
-  if ((rc != 143)); then
-    fail "$dtype: SIGTERM: exit $rc, expected 143"
-  fi
-  grep -q "^stopped by SIGTERM after step [0-9]* of $steps; checkpoint written to $d/term/checkpoint.state" \
-    "$work/$dtype-term.out" || fail "$dtype: SIGTERM: no 'stopped by SIGTERM' line"
-  stopped=$(sed -n 's/^stopped by SIGTERM after step \([0-9]*\).*/\1/p' "$work/$dtype-term.out")
-  train "$dtype-resume" "${extra[@]}" --resume "$d/term" --checkpoint "$d/term" \
-    --save-weights "$d/term-w" --log-csv "$d/term.csv" ||
+  ((rc == 143)) || fail "$dtype: SIGTERM: exit $rc, expected 143"
+  stopped=$(sed -n 's/^stopped by SIGTERM after step \([0-9]*\) of.*/\1/p' "$work/$dtype-term.out")
+  grep -q "^stopped by SIGTERM after step [0-9]* of $many; checkpoint written to $d/term/checkpoint.state" \
+    "$work/$dtype-term.out" && [[ $(checkpoint_step "$d/term/checkpoint.state") == "$stopped" ]] ||
+    { fail "$dtype: SIGTERM: no 'stopped by SIGTERM' line, or no checkpoint of that step"; continue; }
+  # SIGKILL (no chance to write anything) while checkpointing every step: what is left is a
+  # whole checkpoint.
+  rc=0
+  signal_after "$dtype-kill" KILL 9 "${extra[@]}" --checkpoint "$d/kill" --checkpoint-every 1 ||
+    rc=$?
+  ((rc == 137)) || fail "$dtype: SIGKILL: exit $rc, expected 137"
+  killed=$(checkpoint_step "$d/kill/checkpoint.state")
+  [[ -n $killed ]] || { fail "$dtype: SIGKILL: no readable checkpoint left"; continue; }
+
+  # Both resumed to the same step as a run never stopped: the same bytes.
+  steps=$(((stopped > killed ? stopped : killed) + more))
+  run "$dtype-straight" "${model[@]}" "${extra[@]}" --steps "$steps" \
+    --checkpoint "$d/straight" --save-weights "$d/straight-w" ||
+    { fail "$dtype: the uninterrupted run failed: $(cat "$work/$dtype-straight.err")"; continue; }
+  run "$dtype-resume" "${model[@]}" "${extra[@]}" --steps "$steps" --resume "$d/term" \
+    --checkpoint "$d/term" --save-weights "$d/term-w" --log-csv "$d/term.csv" ||
     fail "$dtype: resume failed: $(cat "$work/$dtype-resume.err")"
   grep -q "^resumed from $d/term/checkpoint.state at step $stopped " "$work/$dtype-resume.out" ||
     fail "$dtype: no 'resumed from' line at step $stopped"
-  same_bytes "$dtype: SIGTERM at step $stopped, resumed: checkpoint" \
+  same_bytes "$dtype: SIGTERM at step $stopped, resumed to $steps: checkpoint" \
     "$d/straight/checkpoint.state" "$d/term/checkpoint.state"
   for w in fc1.weight fc1.bias fc2.weight fc2.bias; do
     same_bytes "$dtype: SIGTERM, resumed: $w" "$d/straight-w/$w.npy" "$d/term-w/$w.npy"
@@ -111,17 +102,10 @@ for dtype in f32 f16; do
   if [[ $(tail -n +2 "$d/term.csv" | cut -d, -f1 | tr '\n' ' ') != "$(seq -s ' ' 1 "$steps") " ]]; then
     fail "$dtype: the CSV does not hold steps 1..$steps once each"
   fi
-
-  # SIGKILL (no chance to write anything) while checkpointing every step: the checkpoint left
-  # is a whole one, and resuming from it ends with the same bytes.
-  rc=0
-  signal_after "$dtype-kill" KILL 9 "${extra[@]}" --checkpoint "$d/kill" --checkpoint-every 1 ||
-    rc=$?
-  ((rc == 137)) || fail "$dtype: SIGKILL: exit $rc, expected 137 (killed before its end)"
-  train "$dtype-kill-resume" "${extra[@]}" --resume "$d/kill" --checkpoint "$d/kill" ||
-    fail "$dtype: resume after SIGKILL failed: $(cat "$work/$dtype-kill-resume.err")"
-  same_bytes "$dtype: SIGKILL, resumed: checkpoint" "$d/straight/checkpoint.state" \
-    "$d/kill/checkpoint.state"
+  run "$dtype-kill-resume" "${model[@]}" "${extra[@]}" --steps "$steps" --resume "$d/kill" \
+    --checkpoint "$d/kill" || fail "$dtype: resume after SIGKILL failed: $(cat "$work/$dtype-kill-resume.err")"
+  same_bytes "$dtype: SIGKILL at step $killed, resumed to $steps: checkpoint" \
+    "$d/straight/checkpoint.state" "$d/kill/checkpoint.state"
 done
 
 # SIGINT without a checkpoint: exit 130, and --save-weights holds the last complete step, the
@@ -150,18 +134,19 @@ refused() {  # refused WHAT MESSAGE args...
   elif [[ $(wc -l <"$work/refused.err") -ne 1 ]] || ! grep -qF -- "$want" "$work/refused.err"; then
     fail "$what: expected one line mentioning '$want', got: $(cat "$work/refused.err")"
   else
-    echo "ok:   $what -> $(cat "$work/refused.err")"
+    ok "$what -> $(cat "$work/refused.err")"
   fi
   cmp -s "$ck/checkpoint.state" "$work/saved.state" || fail "$what: the checkpoint changed"
 }
-more=(--steps $((steps + 10)) --resume "$ck" --checkpoint "$ck")
-refused "another --lr" "--lr" --hidden 8 --lr 0.25 --shuffle "${more[@]}"
-refused "another --hidden" "--hidden" --hidden 9 --lr 0.5 --shuffle "${more[@]}"
-refused "f16 over f32" "--dtype" "${model[@]}" --dtype f16 "${more[@]}"
-refused "without --shuffle" "--shuffle" --hidden 8 --lr 0.5 "${more[@]}"
-refused "another accumulation" "--accum-mode" "${model[@]}" --accum-mode kahan "${more[@]}"
+at_end=$(checkpoint_step "$ck/checkpoint.state")
+again=(--steps $((at_end + 10)) --resume "$ck" --checkpoint "$ck")
+refused "another --lr" "--lr" --hidden 8 --lr 0.25 --shuffle "${again[@]}"
+refused "another --hidden" "--hidden" --hidden 9 --lr 0.5 --shuffle "${again[@]}"
+refused "f16 over f32" "--dtype" "${model[@]}" --dtype f16 "${again[@]}"
+refused "without --shuffle" "--shuffle" --hidden 8 --lr 0.5 "${again[@]}"
+refused "another accumulation" "--accum-mode" "${model[@]}" --accum-mode kahan "${again[@]}"
 refused "no checkpoint" "no checkpoint there" "${model[@]}" --resume "$work/empty-dir"
-refused "at its end already" "already" "${model[@]}" --steps "$steps" --resume "$ck"
+refused "at its end already" "already" "${model[@]}" --steps "$at_end" --resume "$ck"
 cp "$ck/checkpoint.state" "$work/corrupt.state"
 printf '\x55' | dd of="$work/corrupt.state" bs=1 seek=200 conv=notrunc status=none
 mkdir -p "$work/corrupt" && cp "$work/corrupt.state" "$work/corrupt/checkpoint.state"
