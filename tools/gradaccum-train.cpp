@@ -260,7 +260,7 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
 
   // ---- the steps ----
   // The timing leaves out this process's first step (allocations, BLAS and device warm-up),
-  // evaluations and checkpoints.
+  // making or gathering the rows, evaluations and checkpoints.
   double step_seconds = 0, reduce_seconds = 0;
   std::int64_t timed_steps = 0, timed_samples = 0;
   ga::optim::StepReport last;
@@ -269,7 +269,6 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
   const std::int64_t first_step = pos.step;
   ga::Tensor x, y;
   while (pos.step < total_steps) {
-    const Clock::time_point t0 = Clock::now();
     std::vector<std::int64_t> rows;
     if (order) {
       rows = order->next();
@@ -288,6 +287,9 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
       x = x.to(c.dtype);
       y = y.to(c.dtype);
     }
+    // The step's time runs from its rows in host memory (made or gathered above, as a data
+    // loader would have them ready) to its end, as the PyTorch side by side times it.
+    const Clock::time_point t0 = Clock::now();
     window.zero_grad();
     std::int64_t row = 0;
     for (std::size_t i = 0; i < micro_sizes.size(); ++i) {
@@ -346,10 +348,10 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
         out && c.print_every > 0 && (pos.step % c.print_every == 0 || pos.step == first_step + 1);
     if (print || (out && eval_now)) {
       if (tty) std::printf("\r\033[K");
-      std::string eval_text;
-      if (eval_now) eval_text = "  eval " + std::to_string(last_eval);
+      char eval_text[48] = "";
+      if (eval_now) std::snprintf(eval_text, sizeof eval_text, "  eval %.6g", last_eval);
       std::printf("step %lld  loss %.6g%s%s\n", static_cast<long long>(pos.step), last.loss,
-                  eval_text.c_str(), last.applied ? "" : "  (skipped: non-finite gradients)");
+                  eval_text, last.applied ? "" : "  (skipped: non-finite gradients)");
     } else if (tty) {
       std::printf("\r[%lld/%lld] loss %.6g", static_cast<long long>(pos.step),
                   static_cast<long long>(total_steps), last.loss);
