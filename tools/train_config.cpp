@@ -28,11 +28,11 @@ Data
                               images (Debian's dataset-fashion-mnist; the folder can be set with
                               GRADACCUM_FASHION_MNIST_DIR)
   --data X.npy --targets Y.npy
-                              training rows [rows, in] and targets [rows, out]
+                              training rows [rows, in] and targets [rows, out]; with neither
+                              --dataset nor --data, a synthetic task y = teacher(x) (a fixed
+                              random network), its rows made as each step needs them
   --eval-data X.npy --eval-targets Y.npy
                               a held-out set for --data (Fashion-MNIST brings its test split)
-                              without either: a synthetic task y = teacher(x) (a fixed random
-                              network), its rows made as each step needs them
   --epochs E | --steps S      how long: E passes over the data, or S optimizer steps in all
                               (a resumed run counts the steps before it)             [100 steps]
   --shuffle                   shuffle every epoch (a permutation from --seed and the epoch);
