@@ -2,14 +2,14 @@
 
 #include <zlib.h>
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/file_bytes.h"
 #include "core/npy.h"
 
 namespace gradaccum {
@@ -67,6 +67,12 @@ bool parse_u64(const std::string& s, std::uint64_t& v) {
 
 }  // namespace
 
+std::string exact_decimal(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
 void StateDict::set_text(const std::string& key, const std::string& value) {
   GA_CHECK(plain_key(key), "StateDict: key '" << key << "' is empty or has whitespace");
   GA_CHECK(value.find_first_of("\r\n") == std::string::npos,
@@ -99,6 +105,15 @@ std::int64_t StateDict::integer(const std::string& key) const {
   GA_CHECK(parse_u64(negative ? s.substr(1) : s, v) && v <= INT64_MAX,
            "state: value '" << key << "' is '" << s << "'; expected an integer");
   return negative ? -static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v);
+}
+
+double StateDict::number(const std::string& key) const {
+  const std::string& s = text(key);
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  GA_CHECK(!s.empty() && end == s.c_str() + s.size(),
+           "state: value '" << key << "' is '" << s << "'; expected a number");
+  return v;
 }
 
 void StateDict::merge(const std::string& prefix, const StateDict& other) {
@@ -210,25 +225,7 @@ void StateDict::save(const std::string& path) const {
 }
 
 StateDict StateDict::load(const std::string& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) {
-    GA_STATE_FAIL(path, "cannot open: " << (ec ? ec.message() : "no such file"));
-  }
-  if (!std::filesystem::is_regular_file(status)) GA_STATE_FAIL(path, "not a regular file");
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) GA_STATE_FAIL(path, "cannot determine the size: " << ec.message());
-  if (size > kMaxFileBytes)
-    GA_STATE_FAIL(path, size << " bytes: expected at most " << kMaxFileBytes);
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) GA_STATE_FAIL(path, "cannot open: " << std::strerror(errno));
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (static_cast<std::uintmax_t>(in.gcount()) != size) {
-    GA_STATE_FAIL(path, "read error: got " << in.gcount() << " of " << size << " bytes");
-  }
-  return parse(bytes, path);
+  return parse(read_file_bytes(path, kMaxFileBytes, "state file"), path);
 }
 
 }  // namespace gradaccum

@@ -16,6 +16,9 @@
 
 namespace gradaccum {
 
+// The decimal text of v that reads back (strtod) as the same double: "%.17g".
+std::string exact_decimal(double v);
+
 class StateDict {
  public:
   // Keys: no whitespace; text values: no line breaks (checked).
@@ -29,6 +32,10 @@ class StateDict {
   const Tensor& tensor(const std::string& name) const;
   // A text value as an integer (the whole text; throws naming the key otherwise).
   std::int64_t integer(const std::string& key) const;
+  // A double stored as its exact_decimal text, and read back to the same bits (throws naming
+  // the key when the text is not a number).
+  void set_number(const std::string& key, double v) { set_text(key, exact_decimal(v)); }
+  double number(const std::string& key) const;
 
   const std::map<std::string, std::string>& texts() const { return texts_; }
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }

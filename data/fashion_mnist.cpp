@@ -9,10 +9,7 @@ namespace gradaccum::data {
 namespace {
 
 std::string dims_of(const IdxArray& a) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < a.dims.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(a.dims[i]);
-  return s + "] " + idx_type_name(a.type);
+  return idx_dims_text(a.dims) + " " + idx_type_name(a.type);
 }
 
 }  // namespace

@@ -3,31 +3,19 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
-#include <system_error>
 
 #include "core/error.h"
+#include "core/file_bytes.h"
 
 namespace gradaccum::data {
 namespace {
 
 // Throws Error with "IDX file '<name>': <problem>".
 #define GA_IDX_FAIL(name, problem) GA_FAIL("IDX file '" << (name) << "': " << problem)
-
-std::string dims_text(const std::vector<std::int64_t>& dims) {
-  std::ostringstream s;
-  s << '[';
-  for (std::size_t i = 0; i < dims.size(); ++i)
-    s << (i ? ", " : "") << dims[i];
-  s << ']';
-  return s.str();
-}
 
 std::string hex_bytes(const std::uint8_t* p, std::size_t n) {
   std::string out;
@@ -176,12 +164,12 @@ IdxArray parse(ByteSource& src, std::size_t file_size, const std::string& name) 
   for (std::size_t i = 0; i < nd && total <= kIdxMaxBytes; ++i)
     total *= static_cast<std::uint64_t>(a.dims[i]);
   if (total > kIdxMaxBytes) {
-    GA_IDX_FAIL(name, "dimensions " << dims_text(a.dims) << " of " << idx_type_name(a.type)
+    GA_IDX_FAIL(name, "dimensions " << idx_dims_text(a.dims) << " of " << idx_type_name(a.type)
                                     << " are more than " << kIdxMaxBytes
                                     << " bytes: expected a smaller array");
   }
   if (total > src.capacity()) {
-    GA_IDX_FAIL(name, "truncated: dimensions " << dims_text(a.dims) << " of "
+    GA_IDX_FAIL(name, "truncated: dimensions " << idx_dims_text(a.dims) << " of "
                                                << idx_type_name(a.type) << " need " << total
                                                << " bytes of elements, the file (" << file_size
                                                << " bytes) cannot hold them");
@@ -189,12 +177,12 @@ IdxArray parse(ByteSource& src, std::size_t file_size, const std::string& name) 
   a.bytes.resize(static_cast<std::size_t>(total));
   const std::size_t got = src.read(a.bytes.data(), a.bytes.size());
   if (got < a.bytes.size()) {
-    GA_IDX_FAIL(name, "truncated: dimensions " << dims_text(a.dims) << " of "
+    GA_IDX_FAIL(name, "truncated: dimensions " << idx_dims_text(a.dims) << " of "
                                                << idx_type_name(a.type) << " need " << total
                                                << " bytes of elements, the data has " << got);
   }
   if (src.more()) {
-    GA_IDX_FAIL(name, "data past the elements: dimensions " << dims_text(a.dims) << " of "
+    GA_IDX_FAIL(name, "data past the elements: dimensions " << idx_dims_text(a.dims) << " of "
                                                             << idx_type_name(a.type) << " need "
                                                             << total << " bytes, there are more");
   }
@@ -210,6 +198,15 @@ IdxArray parse(ByteSource& src, std::size_t file_size, const std::string& name) 
 }
 
 }  // namespace
+
+std::string idx_dims_text(const std::vector<std::int64_t>& dims) {
+  std::ostringstream s;
+  s << '[';
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    s << (i ? ", " : "") << dims[i];
+  s << ']';
+  return s.str();
+}
 
 const char* idx_type_name(IdxType t) {
   switch (t) {
@@ -267,26 +264,8 @@ IdxArray parse_idx(const std::uint8_t* data, std::size_t size, const std::string
 }
 
 IdxArray load_idx(const std::string& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec) GA_IDX_FAIL(path, "cannot open: " << ec.message());
-  if (std::filesystem::is_directory(status)) GA_IDX_FAIL(path, "cannot open: is a directory");
-  if (!std::filesystem::is_regular_file(status)) GA_IDX_FAIL(path, "not a regular file");
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) GA_IDX_FAIL(path, "cannot determine the file size: " << ec.message());
-  if (size > kIdxMaxBytes + 4 + 4 * kIdxMaxDims) {
-    GA_IDX_FAIL(path, size << " bytes: expected at most " << kIdxMaxBytes << " bytes of elements");
-  }
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) GA_IDX_FAIL(path, "cannot open: " << std::strerror(errno));
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (static_cast<std::uintmax_t>(in.gcount()) != size) {
-    GA_IDX_FAIL(path, "read error: got " << in.gcount() << " of " << size
-                                         << " bytes (the file changed while reading?)");
-  }
-  return parse_idx(bytes.data(), bytes.size(), path);
+  const std::string bytes = read_file_bytes(path, kIdxMaxBytes + 4 + 4 * kIdxMaxDims, "IDX file");
+  return parse_idx(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 }  // namespace gradaccum::data

@@ -21,6 +21,9 @@ enum class IdxType : std::uint8_t {
   F64 = 0x0E
 };
 const char* idx_type_name(IdxType t);
+// "[60000, 28, 28]": the dimensions as read, whatever their product (core's Shape refuses one
+// that overflows, and a malformed header's may).
+std::string idx_dims_text(const std::vector<std::int64_t>& dims);
 std::size_t idx_type_size(IdxType t);
 
 struct IdxArray {

@@ -3,8 +3,6 @@
 #include <vector>
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "kernels/sgd.h"
@@ -64,21 +62,6 @@ const Tensor& SGD::master_weight(std::size_t i) const {
 
 namespace {
 
-std::string exact_number(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
-
-double number_in(const StateDict& s, const std::string& key) {
-  const std::string& t = s.text(key);
-  char* end = nullptr;
-  const double v = std::strtod(t.c_str(), &end);
-  GA_CHECK(!t.empty() && end == t.c_str() + t.size(),
-           "SGD::load_state_dict: '" << key << "' is '" << t << "'; expected a number");
-  return v;
-}
-
 std::string parameter_text(const Variable& p) {
   return p.shape().str() + " " + dtype_name(p.dtype());
 }
@@ -87,10 +70,10 @@ std::string parameter_text(const Variable& p) {
 
 StateDict SGD::state_dict() const {
   StateDict s;
-  s.set_text("lr", exact_number(options_.lr()));
-  s.set_text("momentum", exact_number(options_.momentum()));
-  s.set_text("dampening", exact_number(options_.dampening()));
-  s.set_text("weight_decay", exact_number(options_.weight_decay()));
+  s.set_number("lr", options_.lr());
+  s.set_number("momentum", options_.momentum());
+  s.set_number("dampening", options_.dampening());
+  s.set_number("weight_decay", options_.weight_decay());
   s.set_text("nesterov", options_.nesterov() ? "1" : "0");
   s.set_text("first_step", first_step_ ? "1" : "0");
   s.set_text("parameters", std::to_string(params_.size()));
@@ -105,10 +88,10 @@ StateDict SGD::state_dict() const {
 
 void SGD::load_state_dict(const StateDict& s) {
   // Everything is read and checked first: a failed load leaves the optimizer as it was.
-  SGDOptions o(number_in(s, "lr"));
-  o.momentum(number_in(s, "momentum"))
-      .dampening(number_in(s, "dampening"))
-      .weight_decay(number_in(s, "weight_decay"))
+  SGDOptions o(s.number("lr"));
+  o.momentum(s.number("momentum"))
+      .dampening(s.number("dampening"))
+      .weight_decay(s.number("weight_decay"))
       .nesterov(s.integer("nesterov") != 0);
   o.validate();
   const bool first_step = s.integer("first_step") != 0;

@@ -68,14 +68,6 @@ std::string range(std::int64_t lo, std::int64_t hi) {
   return lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
 }
 
-ga::nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out,
-                            std::uint64_t seed) {
-  return ga::nn::Sequential(
-      {{"fc1", ga::nn::Linear(ga::nn::LinearOptions(in, hidden).seed(seed))},
-       {"relu", ga::nn::ReLU()},
-       {"fc2", ga::nn::Linear(ga::nn::LinearOptions(hidden, out).seed(seed + 1))}});
-}
-
 std::unique_ptr<ga::tools::TrainData> training_data(const TrainConfig& c) {
   if (c.dataset == "fashion-mnist") return ga::tools::fashion_mnist_data(false);
   if (!c.data.empty()) {
@@ -165,7 +157,7 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
   if (!c.checkpoint_dir.empty() && out) ga::tools::prepare_checkpoint_dir(c.checkpoint_dir);
 
   // ---- model, window, optimizer ----
-  ga::nn::Sequential model = make_mlp(c.in, c.hidden, c.out, c.seed);
+  ga::nn::Sequential model = ga::tools::make_mlp(c.in, c.hidden, c.out, c.seed);
   if (!c.load_dir.empty()) model.load(c.load_dir);
   model.to(c.dtype);
   if (resumed) ga::tools::restore_model(*resumed, model);

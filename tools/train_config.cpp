@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/cuda_device.h"
+#include "core/state_dict.h"
 #include "data/fashion_mnist.h"
 #include "flags.h"
 #include "gnuplot.h"
@@ -95,19 +96,13 @@ ends it at once.
   --help
 )";
 
-std::string exact(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
-
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> TrainConfig::arithmetic() const {
   const optim::LossScaling& ls = window.loss_scaling();
   std::string scale = ls.kind == optim::LossScaling::Kind::None      ? "none"
                       : ls.kind == optim::LossScaling::Kind::Dynamic ? "dynamic"
-                                                                     : exact(ls.init_scale);
+                                                                     : exact_decimal(ls.init_scale);
   std::string source =
       dataset.empty() ? (data.empty() ? "synthetic" : data + " " + targets) : dataset;
   std::vector<std::pair<std::string, std::string>> a = {
@@ -120,10 +115,10 @@ std::vector<std::pair<std::string, std::string>> TrainConfig::arithmetic() const
       {"shuffle", shuffle ? "on" : "off"},
       {"drop-last", drop_last ? "on" : "off"},
       {"seed", std::to_string(seed)},
-      {"lr", exact(lr)},
-      {"momentum", exact(momentum)},
-      {"weight-decay", exact(weight_decay)},
-      {"dampening", exact(dampening)},
+      {"lr", exact_decimal(lr)},
+      {"momentum", exact_decimal(momentum)},
+      {"weight-decay", exact_decimal(weight_decay)},
+      {"dampening", exact_decimal(dampening)},
       {"nesterov", nesterov ? "on" : "off"},
       {"reduction", reduction_name(reduction)},
       {"normalize", optim::normalization_name(window.normalization())},

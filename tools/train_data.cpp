@@ -12,19 +12,10 @@
 namespace gradaccum::tools {
 namespace {
 
-nn::Sequential teacher_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out,
-                           std::uint64_t seed) {
-  return nn::Sequential({{"fc1", nn::Linear(nn::LinearOptions(in, hidden).seed(seed))},
-                         {"relu", nn::ReLU()},
-                         {"fc2", nn::Linear(nn::LinearOptions(hidden, out).seed(seed + 1))}});
-}
-
 class SyntheticData final : public TrainData {
  public:
   SyntheticData(std::int64_t in, std::int64_t hidden, std::int64_t out, std::uint64_t seed)
-      : in_(in),
-        x_seed_(seed * 7919 + 17),
-        teacher_(teacher_mlp(in, hidden, out, seed + 1000003)) {}
+      : in_(in), x_seed_(seed * 7919 + 17), teacher_(make_mlp(in, hidden, out, seed + 1000003)) {}
   std::int64_t rows() const override { return 0; }
   void gather(const std::vector<std::int64_t>& rows, Tensor& x, Tensor& y) const override {
     const auto n = static_cast<std::int64_t>(rows.size());
@@ -70,6 +61,13 @@ void check_finite(const Tensor& t, const std::string& what) {
 }
 
 }  // namespace
+
+nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out,
+                        std::uint64_t seed) {
+  return nn::Sequential({{"fc1", nn::Linear(nn::LinearOptions(in, hidden).seed(seed))},
+                         {"relu", nn::ReLU()},
+                         {"fc2", nn::Linear(nn::LinearOptions(hidden, out).seed(seed + 1))}});
+}
 
 std::unique_ptr<TrainData> synthetic_data(std::int64_t in, std::int64_t hidden, std::int64_t out,
                                           std::uint64_t seed) {

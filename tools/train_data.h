@@ -24,6 +24,10 @@ class TrainData {
   virtual void gather(const std::vector<std::int64_t>& rows, Tensor& x, Tensor& y) const = 0;
 };
 
+// Linear(in, hidden) -> ReLU -> Linear(hidden, out), initialised from the seed: the model the
+// tool trains, and the synthetic task's teacher.
+nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out, std::uint64_t seed);
+
 // in and out: the model's widths (the files must match them).
 std::unique_ptr<TrainData> synthetic_data(std::int64_t in, std::int64_t hidden, std::int64_t out,
                                           std::uint64_t seed);
