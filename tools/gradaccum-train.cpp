@@ -275,9 +275,11 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
                                           rows.begin() + mine.first + mine.rows);
     const std::vector<std::int64_t> micro_sizes = split_share(mine.rows, c.accum, c.micro);
     if (mine.rows > 0) {
-      train->gather(share, x, y);
-      x = x.to(c.dtype);
-      y = y.to(c.dtype);
+      train->gather(share, x, y);  // f32
+      if (c.dtype != ga::DType::f32) {
+        x = x.to(c.dtype);
+        y = y.to(c.dtype);
+      }
     }
     // The step's time runs from its rows in host memory (made or gathered above, as a data
     // loader would have them ready) to its end, as the PyTorch side by side times it.
