@@ -3,7 +3,8 @@
 // inputs' gradients.
 #include "autograd/functions.h"
 
-#include <initializer_list>
+#include "autograd/op_support.h"
+
 #include <memory>
 #include <utility>
 
@@ -13,69 +14,15 @@
 #include "kernels/window_scalars.h"
 
 namespace gradaccum::autograd {
-namespace {
 
 using detail::BackwardContext;
+using detail::check_inputs;
 using detail::LeafTarget;
+using detail::make_result;
 using detail::Tape;
+using detail::tape_for;
 using detail::TapeEntry;
 using detail::VarData;
-
-// All inputs of one op: defined, one device, one dtype.
-void check_inputs(const char* op,
-                  std::initializer_list<std::pair<const char*, const Variable*>> in) {
-  const Variable* first = nullptr;
-  const char* first_name = "";
-  for (const auto& [name, v] : in) {
-    if (v == nullptr) continue;
-    GA_CHECK(v->defined(), op << ": input '" << name << "' is an undefined Variable");
-    if (first == nullptr) {
-      first = v;
-      first_name = name;
-      continue;
-    }
-    GA_CHECK(v->device() == first->device(), op << ": inputs on different devices: '" << first_name
-                                                << "' is " << first->value().str() << ", '" << name
-                                                << "' is " << v->value().str()
-                                                << " (move the model and the data to one device)");
-    GA_CHECK(v->dtype() == first->dtype(), op << ": inputs of different dtypes: '" << first_name
-                                              << "' is " << first->value().str() << ", '" << name
-                                              << "' is " << v->value().str()
-                                              << " (convert the data to the model's dtype)");
-  }
-}
-
-// Whether the op records, and on which tape (merging the inputs' tapes when two meet).
-std::shared_ptr<Tape> tape_for(const char* op, std::initializer_list<const Variable*> in) {
-  bool needs = false;
-  for (const Variable* v : in)
-    needs = needs || (v != nullptr && v->requires_grad());
-  if (!needs || !grad_enabled()) return nullptr;
-  std::shared_ptr<Tape> tape;
-  for (const Variable* v : in) {
-    if (v == nullptr || !v->requires_grad() || v->tape() == nullptr) continue;
-    std::shared_ptr<Tape> t = v->tape()->resolve();
-    GA_CHECK(!t->freed(), op << ": an input was produced by a graph whose tape backward() "
-                                "already freed; run its forward pass again");
-    if (!tape) {
-      tape = t;
-    } else if (t != tape) {
-      tape->absorb(*t);
-    }
-  }
-  return tape ? tape : std::make_shared<Tape>();
-}
-
-// The result Variable: recorded (non-leaf, requires grad) when `tape` is set.
-Variable make_result(Tensor value, const std::shared_ptr<Tape>& tape) {
-  auto data = std::make_shared<VarData>();
-  data->value = std::move(value);
-  data->is_leaf = tape == nullptr;
-  data->requires_grad = tape != nullptr;
-  return Variable(std::move(data), tape);
-}
-
-}  // namespace
 
 // ---- linear (+ fused ReLU) ----------------------------------------------------------------
 
@@ -124,8 +71,8 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b, bool fu
           linear_backward_input(*g, wd->value, dx, mode, relu_out, config);
         },
         relu_out != nullptr);
-    const bool w_needs = wd->requires_grad;
-    const bool b_needs = bd && bd->requires_grad;
+    const bool w_needs = ctx.wants(*wd);
+    const bool b_needs = bd && ctx.wants(*bd);
     if (!w_needs && !b_needs) return;
     LeafTarget tw, tb;
     if (w_needs) tw = ctx.leaf_target(*wd);

@@ -35,6 +35,27 @@ std::vector<std::pair<std::string, Variable>> Module::named_parameters() const {
   return out;
 }
 
+std::vector<std::pair<std::string, Tensor*>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  collect_buffers("", out);
+  return out;
+}
+
+void Module::collect_buffers(const std::string& prefix,
+                             std::vector<std::pair<std::string, Tensor*>>& out) const {
+  for (const auto& [name, t] : buffers_)
+    out.emplace_back(prefix + name, t.get());
+  for (const auto& [name, m] : children_)
+    m->collect_buffers(prefix + name + ".", out);
+}
+
+Module& Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, m] : children_)
+    m->train(on);
+  return *this;
+}
+
 void Module::collect(const std::string& prefix,
                      std::vector<std::pair<std::string, Variable>>& out) const {
   for (const auto& [name, v] : params_)
@@ -61,8 +82,16 @@ void convert_all(std::vector<std::pair<std::string, Variable>> params, const Con
 }  // namespace
 
 Module& Module::to(Device device) {
+  // The buffers are converted first: should one fail, nothing has changed yet.
+  auto buffers = named_buffers();
+  std::vector<Tensor> moved;
+  for (auto& [name, t] : buffers)
+    moved.push_back(t->device() == device ? Tensor() : t->to(device));
   convert_all(named_parameters(),
               [device](const Tensor& t) { return t.device() == device ? Tensor() : t.to(device); });
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    if (moved[i].defined()) *buffers[i].second = std::move(moved[i]);
+  }
   return *this;
 }
 
@@ -100,57 +129,79 @@ void Module::save(const std::string& dir) const {
   for (const auto& [name, v] : named_parameters()) {
     save_npy((std::filesystem::path(dir) / (name + ".npy")).string(), v.value());
   }
+  for (const auto& [name, t] : named_buffers())
+    save_npy((std::filesystem::path(dir) / (name + ".npy")).string(), *t);
 }
 
 void Module::load(const std::string& dir) {
   // Every file is read and checked before the first parameter changes: a failed load leaves
   // the model as it was.
-  auto params = named_parameters();
+  std::vector<std::pair<std::string, Tensor*>> targets;
+  for (auto& [name, v] : named_parameters())
+    targets.emplace_back(name, &v.value());
+  for (auto& [name, t] : named_buffers())
+    targets.emplace_back(name, t);
   std::vector<Tensor> loaded;
-  loaded.reserve(params.size());
-  for (auto& [name, v] : params) {
+  loaded.reserve(targets.size());
+  for (auto& [name, target] : targets) {
     const std::string path = (std::filesystem::path(dir) / (name + ".npy")).string();
     Tensor t = load_npy(path);
-    GA_CHECK(t.shape() == v.shape(), "load: '" << path << "' holds " << t.str() << ", parameter '"
-                                               << name << "' is " << v.value().str());
-    if (t.dtype() != v.dtype()) t = t.to(v.dtype());
+    GA_CHECK(t.shape() == target->shape(), "load: '" << path << "' holds " << t.str() << ", '"
+                                                     << name << "' is " << target->str());
+    if (t.dtype() != target->dtype()) t = t.to(target->dtype());
     loaded.push_back(std::move(t));
   }
-  for (std::size_t i = 0; i < params.size(); ++i)
-    params[i].second.value().copy_from(loaded[i]);
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    targets[i].second->copy_from(loaded[i]);
 }
 
 StateDict Module::state_dict() const {
   StateDict out;
   for (const auto& [name, v] : named_parameters())
     out.set_tensor(name, v.value());
+  for (const auto& [name, t] : named_buffers())
+    out.set_tensor(name, *t);
   return out;
 }
 
 void Module::load_state_dict(const StateDict& state) {
-  auto params = named_parameters();
-  for (const auto& [name, v] : params) {
+  std::vector<std::pair<std::string, Tensor*>> targets;
+  for (auto& [name, v] : named_parameters())
+    targets.emplace_back(name, &v.value());
+  for (auto& [name, t] : named_buffers())
+    targets.emplace_back(name, t);
+  for (const auto& [name, target] : targets) {
     GA_CHECK(state.has_tensor(name),
-             "load_state_dict: no tensor for parameter '" << name << "'; expected one");
+             "load_state_dict: no tensor for '" << name << "'; expected one");
     const Tensor& t = state.tensor(name);
-    GA_CHECK(t.shape() == v.shape() && t.dtype() == v.dtype(),
-             "load_state_dict: '" << name << "' is " << t.str()
-                                  << " in the state, the parameter is " << v.value().str()
-                                  << "; expected the same shape and dtype");
+    GA_CHECK(t.shape() == target->shape() && t.dtype() == target->dtype(),
+             "load_state_dict: '" << name << "' is " << t.str() << " in the state, the model's is "
+                                  << target->str() << "; expected the same shape and dtype");
   }
-  GA_CHECK(state.tensors().size() == params.size(),
+  GA_CHECK(state.tensors().size() == targets.size(),
            "load_state_dict: the state holds " << state.tensors().size() << " tensors, the model "
-                                               << params.size() << " parameters");
-  for (auto& [name, v] : params)
-    v.value().copy_from(state.tensor(name));
+                                               << targets.size() << " parameters and buffers");
+  for (auto& [name, target] : targets)
+    target->copy_from(state.tensor(name));
+}
+
+void Module::check_new_name(const char* what, const std::string& name) const {
+  GA_CHECK(!name.empty() && name.find('.') == std::string::npos,
+           what << ": invalid name '" << name << "'");
+  for (const auto& p : params_)
+    GA_CHECK(p.first != name, what << ": '" << name << "' registered twice");
+  for (const auto& b : buffers_)
+    GA_CHECK(b.first != name, what << ": '" << name << "' registered twice");
+}
+
+Tensor& Module::register_buffer(const std::string& name, Tensor value) {
+  check_new_name("register_buffer", name);
+  buffers_.emplace_back(name, std::make_shared<Tensor>(std::move(value)));
+  return *buffers_.back().second;
 }
 
 Variable Module::register_parameter(const std::string& name, Tensor value) {
-  GA_CHECK(!name.empty() && name.find('.') == std::string::npos,
-           "register_parameter: invalid name '" << name << "'");
-  for (const auto& p : params_) {
-    GA_CHECK(p.first != name, "register_parameter: '" << name << "' registered twice");
-  }
+  check_new_name("register_parameter", name);
   Variable v(std::move(value), /*requires_grad=*/true, name);
   params_.emplace_back(name, v);
   return v;

@@ -36,10 +36,21 @@ class Module {
   Variable operator()(const Variable& x) { return forward(x); }
   virtual std::string type_name() const = 0;
 
+  // Training (the default) or evaluation mode, for this module and its children (PyTorch's
+  // train() / eval()): BatchNorm1d normalises with the batch's statistics in training and with
+  // its running statistics in evaluation.
+  Module& train(bool on = true);
+  Module& eval() { return train(false); }
+  bool is_training() const { return training_; }
+
   // Every parameter, own first then the children's in registration order.
   std::vector<Variable> parameters() const;
   // Names joined with '.': "weight", "fc1.weight", "0.bias" (PyTorch's naming).
   std::vector<std::pair<std::string, Variable>> named_parameters() const;
+  // Buffers: state that is not a parameter (BatchNorm1d's running statistics), named like the
+  // parameters. They are saved and loaded with them and moved by to(Device); they stay f32
+  // under to(DType).
+  std::vector<std::pair<std::string, Tensor*>> named_buffers() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const {
     return children_;
   }
@@ -58,23 +69,32 @@ class Module {
   void set_gemm_config(const GemmConfig& config);
   const GemmConfig& gemm_config() const { return gemm_config_; }
 
-  // Saves every parameter as <dir>/<name>.npy (creating dir); load reads them back by name,
-  // converting to the parameter's dtype and device (shapes must match).
+  // Saves every parameter and buffer as <dir>/<name>.npy (creating dir); load reads them back by
+  // name, converting to the parameter's dtype and device (shapes must match).
   void save(const std::string& dir) const;
   void load(const std::string& dir);
-  // The parameters by name (host copies, the model's dtype), and back (PyTorch's state_dict):
-  // every entry is checked (present, same shape and dtype) before the first parameter changes.
+  // The parameters and buffers by name (host copies, the model's dtype; buffers f32), and back
+  // (PyTorch's state_dict): every entry is checked (present, same shape and dtype) before the
+  // first value changes.
   StateDict state_dict() const;
   void load_state_dict(const StateDict& state);
 
  protected:
   Variable register_parameter(const std::string& name, Tensor value);
   void register_module(const std::string& name, std::shared_ptr<Module> module);
+  // The buffer lives as long as any copy of this module (copies share it, as they share
+  // parameters).
+  Tensor& register_buffer(const std::string& name, Tensor value);
 
  private:
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Variable>>& out) const;
+  void collect_buffers(const std::string& prefix,
+                       std::vector<std::pair<std::string, Tensor*>>& out) const;
+  void check_new_name(const char* what, const std::string& name) const;
 
+  bool training_ = true;
   std::vector<std::pair<std::string, Variable>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Tensor>>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   GemmConfig gemm_config_;
 };

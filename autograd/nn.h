@@ -1,6 +1,7 @@
 // The autograd layer in one include: Variables and ops, and the nn modules.
 #pragma once
 
+#include "autograd/batch_norm_module.h"
 #include "autograd/functions.h"
 #include "autograd/l1_loss_module.h"
 #include "autograd/linear_module.h"

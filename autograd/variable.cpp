@@ -174,7 +174,7 @@ void run_backward(detail::Tape& tape, detail::VarData& root, const Tensor* root_
       ensure(out.grad, out.value.shape(), out.value.dtype(), out.value.device(), false);
     }
     for (auto& in : e.inputs) {
-      if (in->is_leaf && in->requires_grad) {
+      if (in->is_leaf && ctx.wants(*in)) {
         in->grad_written = false;
         ctx.leaf_target(*in);
       }
@@ -324,7 +324,13 @@ const Tensor* BackwardContext::grad_of(const VarData& v) const {
   return &v.grad;
 }
 
+bool BackwardContext::wants(const VarData& leaf) const {
+  return leaf.requires_grad && options_.target != LeafGradTarget::None;
+}
+
 LeafTarget BackwardContext::leaf_target(VarData& leaf) {
+  GA_CHECK(options_.target != LeafGradTarget::None,
+           "backward: a leaf target was asked for in a backward that computes no leaf gradient");
   const Tensor& v = leaf.value;
   LeafTarget t;
   if (options_.target == LeafGradTarget::Scratch) {
@@ -350,7 +356,7 @@ void BackwardContext::mark_written(VarData& leaf) {
 void BackwardContext::write_grad(VarData& v,
                                  const std::function<void(Tensor&, GradientMode)>& write,
                                  bool relu_masked) {
-  if (!v.requires_grad) return;
+  if (!v.requires_grad || (v.is_leaf && !wants(v))) return;
   if (!v.is_leaf) {
     write(v.grad, v.grad_written ? GradientMode::Accumulate : GradientMode::Overwrite);
     v.grad_masked = relu_masked && (!v.grad_written || v.grad_masked);
@@ -364,7 +370,7 @@ void BackwardContext::write_grad(VarData& v,
 }
 
 void BackwardContext::add_to_leaf(VarData& leaf, const Tensor& g) {
-  if (!leaf.requires_grad) return;
+  if (!wants(leaf)) return;
   LeafTarget t = leaf_target(leaf);
   if (t.mode == GradientMode::Overwrite) {
     if (g.dtype() == DType::f32) {

@@ -33,6 +33,8 @@ class Tape;
 enum class LeafGradTarget {
   Accumulate,  // grad() += gradient (the default; a window's accumulation buffers)
   Scratch,     // scratch_grad() = gradient of this backward alone (drop-micro-batch policy)
+  None,        // no leaf gradient is computed: a pass run only for what its ops collect on the
+               // way (BatchNorm's window sums, optim/batch_norm_replay.h)
 };
 
 struct BackwardOptions {
@@ -216,6 +218,9 @@ class BackwardContext {
   // what it writes by v.value > 0 (see VarData::grad_masked).
   void write_grad(VarData& v, const std::function<void(Tensor&, GradientMode)>& write,
                   bool relu_masked = false);
+  // Whether this backward computes the gradient of `leaf` (it requires one, and the target is
+  // not LeafGradTarget::None).
+  bool wants(const VarData& leaf) const;
   // A leaf's f32 target for this backward (allocated on first use). Call mark_written after
   // writing to it.
   LeafTarget leaf_target(VarData& leaf);

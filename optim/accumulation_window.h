@@ -250,6 +250,11 @@ class AccumulationWindow {
   bool contains(const Variable& v) const;
   const Tensor* compensation_of(const Variable& v) const;
 
+  // ---- for optim::BatchNormReplay ----
+  // How a micro-batch's loss is backpropagated into the window (its factor and loss scale): a
+  // replayed pass that collects sums on the way must seed the loss the same way.
+  autograd::BackwardOptions backward_options() const;
+
   // ---- for optim::MicroStepGraph (a captured micro-step replayed as a CUDA graph) ----
   // Throws, as backward would, unless a micro-batch with `reduction` can be added now.
   void check_can_add(Reduction reduction) const;
@@ -286,8 +291,6 @@ class AccumulationWindow {
   LossScaleRule rule() const;
   void connect_ranks();
   void reduce_across_ranks();
-  // How a micro-batch's loss is backpropagated into the window (its factor and loss scale).
-  autograd::BackwardOptions backward_options() const;
   // Raises micro_batch_flag_ when the micro-batch's scratch gradients or loss are non-finite.
   void check_micro_batch(const Variable& loss);
   void backward_exact(const Variable& loss, std::uint64_t samples, std::uint64_t elements);

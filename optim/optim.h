@@ -1,6 +1,8 @@
-// The optim layer in one include: accumulation windows, the captured micro-step, and SGD.
+// The optim layer in one include: accumulation windows, their BatchNorm replay, the captured
+// micro-step, and SGD.
 #pragma once
 
 #include "optim/accumulation_window.h"
+#include "optim/batch_norm_replay.h"
 #include "optim/micro_step_graph.h"
 #include "optim/sgd.h"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/nn.h"
+#include "core/npy.h"
 #include "optim/optim.h"
 #include "test_util.h"
 
@@ -42,6 +43,19 @@ inline double max_rel_diff(const std::vector<std::vector<float>>& a,
   for (const auto& t : a)
     fa.insert(fa.end(), t.begin(), t.end());
   return max_rel_error(fa, flatten(b), floor);
+}
+
+// A PyTorch fixture's inputs and targets (dir/x.npy, dir/y.npy: [steps, batch, features]) as
+// [steps · batch, features] tables; returns the batch.
+inline std::int64_t load_fixture_steps(const std::string& dir, Tensor& x, Tensor& y) {
+  x = load_npy(dir + "/x.npy");
+  y = load_npy(dir + "/y.npy");
+  EXPECT_EQ(x.rank(), 3);
+  EXPECT_EQ(y.rank(), 3);
+  const std::int64_t batch = x.size(1);
+  x = std::move(x).reshape({x.size(0) * batch, x.size(2)});
+  y = std::move(y).reshape({y.size(0) * batch, y.size(2)});
+  return batch;
 }
 
 // One optimizer step over the batch (x, y) split into micro-batches of the given sizes.

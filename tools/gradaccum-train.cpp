@@ -157,7 +157,8 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
   if (!c.checkpoint_dir.empty() && out) ga::tools::prepare_checkpoint_dir(c.checkpoint_dir);
 
   // ---- model, window, optimizer ----
-  ga::nn::Sequential model = ga::tools::make_mlp(c.in, c.hidden, c.out, c.seed);
+  ga::nn::Sequential model =
+      ga::tools::make_mlp(c.in, c.hidden, c.out, c.seed, c.batch_norm != "none");
   if (!c.load_dir.empty()) model.load(c.load_dir);
   model.to(c.dtype);
   if (resumed) ga::tools::restore_model(*resumed, model);
@@ -173,6 +174,14 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
                                              .weight_decay(c.weight_decay)
                                              .nesterov(c.nesterov));
   if (resumed) ga::tools::restore_training(*resumed, opt, window);
+  // --batch-norm window: the window's micro-batches are kept and replayed at the step.
+  std::unique_ptr<ga::optim::BatchNormReplay> replay;
+  if (c.batch_norm == "window") {
+    replay = std::make_unique<ga::optim::BatchNormReplay>(
+        window, model, [&](const ga::autograd::Variable& p, const ga::autograd::Variable& t) {
+          return loss_fn(p, t);
+        });
+  }
   resumed.reset();  // the state's host copies are no longer needed
 
   // One captured micro-step per distinct micro-batch size, made when a size first appears.
@@ -227,12 +236,12 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
     }
     std::printf(
         "gradaccum-train: %s %s, MLP %lld-%lld-%lld, %s, batch %lld, %s, %lld steps, L1 %s, "
-        "normalize %s, graph %s\n",
+        "normalize %s, batch norm %s, graph %s\n",
         ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
         static_cast<long long>(c.hidden), static_cast<long long>(c.out), data_text.c_str(),
         static_cast<long long>(c.batch), world_text.c_str(), static_cast<long long>(total_steps),
         ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()),
-        c.graph ? "on" : "off");
+        c.batch_norm.c_str(), c.graph ? "on" : "off");
     if (!c.resume_dir.empty()) {
       std::printf("resumed from %s at step %lld (epoch %lld, batch %lld)\n",
                   ga::tools::checkpoint_file(c.resume_dir).c_str(),
@@ -288,7 +297,9 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
     std::int64_t row = 0;
     for (std::size_t i = 0; i < micro_sizes.size(); ++i) {
       const std::int64_t m = micro_sizes[i];
-      if (c.graph) {
+      if (replay) {
+        replay->submit(x.rows(row, row + m).to(c.device), y.rows(row, row + m).to(c.device));
+      } else if (c.graph) {
         const bool is_new = graphs.count(m) == 0;
         graph_for(m).run(x.rows(row, row + m), y.rows(row, row + m));
         if (is_new && out) report_graph(m);
@@ -304,6 +315,7 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
       }
       row += m;
     }
+    if (replay) replay->backward();
     last = opt.step(window);  // one host synchronisation: the step is done on the device too
     const double secs = seconds_since(t0);
     ++pos.step;

@@ -14,7 +14,8 @@ namespace {
 
 const char* kUsage = R"(usage: gradaccum-train [flags]
 
-Trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) with L1 loss and SGD. Each optimizer
+Trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) (with --batch-norm, Linear ->
+BatchNorm1d -> ReLU -> Linear) with L1 loss and SGD. Each optimizer
 step takes the next batch of B rows and splits it, in order, into micro-batches whose gradients
 are accumulated into one step (divided once by the true count). The data are visited in epochs,
 in file order or shuffled; without data, a synthetic regression task makes each step's rows.
@@ -47,6 +48,13 @@ Model and step
   --batch B                   samples per optimizer step (all ranks together)           [256]
   --accum K                   micro-batches per step and rank (sizes as even as possible)  [1]
   --micro-batch M             or: micro-batches of M rows (the last one may be smaller)
+  --batch-norm none|micro-batch|window
+                              a BatchNorm1d after the first layer. micro-batch: each micro-
+                              batch normalised with its own statistics and the running ones
+                              updated per micro-batch (ghost batch norm, what every framework
+                              does); window: the window's statistics, the big batch's step
+                              (replays the micro-batches: docs/batch_norm.md; one process,
+                              skip-step)                                                  [none]
   --lr X --momentum X --weight-decay X --dampening X --nesterov                  [0.05 0.9 0 0]
   --reduction mean|sum        L1 loss reduction                                         [mean]
   --normalize window|micro-batch
@@ -76,6 +84,8 @@ Evaluation, checkpoints, output
                               arithmetic differ from the checkpoint's
   --load-weights DIR --save-weights DIR
                               fc1.weight.npy, fc1.bias.npy, fc2.weight.npy, fc2.bias.npy
+                              (with --batch-norm also bn.weight.npy, bn.bias.npy,
+                              bn.running_mean.npy, bn.running_var.npy)
                               (saved after the last complete step, also when stopped)
   --print-every N             a step line every N steps (0: only the summary); a progress
                               line on a terminal                                          [10]
@@ -130,8 +140,9 @@ std::vector<std::pair<std::string, std::string>> TrainConfig::arithmetic() const
                : gemm.backend == GemmBackend::Handwritten ? "handwritten"
                                                           : "vendor"},
   };
+  if (batch_norm != "none") a.emplace_back("batch-norm", batch_norm);
   // The split decides the arithmetic only when each micro-batch is normalised on its own.
-  if (window.normalization() == optim::Normalization::MicroBatch) {
+  if (window.normalization() == optim::Normalization::MicroBatch || batch_norm == "micro-batch") {
     a.emplace_back("split", micro > 0 ? "micro-batch " + std::to_string(micro)
                                       : "accum " + std::to_string(accum));
   }
@@ -178,7 +189,8 @@ TrainConfig parse_train_flags(int argc, char** argv) {
                  "print-every",
                  "graph",
                  "dist-timeout",
-                 "bucket-kb"},
+                 "bucket-kb",
+                 "batch-norm"},
                 {"nesterov", "deterministic", "overlap", "shuffle", "drop-last", "help"});
   if (f.on("help")) {
     std::fputs(kUsage, stdout);
@@ -294,7 +306,19 @@ TrainConfig parse_train_flags(int argc, char** argv) {
         "--graph on needs the CUDA device (CUDA graphs replay device work; the CPU runs op by "
         "op): use --device cuda, or --graph auto|off");
   }
-  c.graph = graph == "on" || (graph == "auto" && c.device == Device::CUDA);
+  c.batch_norm = f.choice("batch-norm", "none", {"none", "micro-batch", "window"});
+  if (c.batch_norm != "none" && graph == "on") {
+    throw FlagError(
+        "--graph on does not capture --batch-norm (its statistics are computed per "
+        "forward): use --graph auto|off");
+  }
+  if (c.batch_norm == "window" && c.window.overflow() != optim::OverflowPolicy::SkipStep) {
+    throw FlagError(
+        "--batch-norm window needs --overflow skip-step (dropping a micro-batch would change "
+        "the window's statistics already used)");
+  }
+  c.graph =
+      c.batch_norm == "none" && (graph == "on" || (graph == "auto" && c.device == Device::CUDA));
   if (f.on("overlap")) {
     if (c.device != Device::CPU || accum_mode != "naive" ||
         c.window.overflow() != optim::OverflowPolicy::SkipStep) {

@@ -29,6 +29,9 @@ struct TrainConfig {
   optim::WindowOptions window;
   GemmConfig gemm;
   std::uint64_t seed = 0;
+  // BatchNorm1d after the first layer: none, micro-batch (ghost: each micro-batch's statistics)
+  // or window (the window's statistics, optim::BatchNormReplay).
+  std::string batch_norm = "none";
   std::string dataset;  // "" or "fashion-mnist"
   std::string data, targets, eval_data, eval_targets;
   std::string load_dir, save_dir, checkpoint_dir, resume_dir;

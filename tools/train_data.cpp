@@ -62,11 +62,14 @@ void check_finite(const Tensor& t, const std::string& what) {
 
 }  // namespace
 
-nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out,
-                        std::uint64_t seed) {
-  return nn::Sequential({{"fc1", nn::Linear(nn::LinearOptions(in, hidden).seed(seed))},
-                         {"relu", nn::ReLU()},
-                         {"fc2", nn::Linear(nn::LinearOptions(hidden, out).seed(seed + 1))}});
+nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out, std::uint64_t seed,
+                        bool batch_norm) {
+  nn::Sequential m;
+  m.push_back({"fc1", nn::Linear(nn::LinearOptions(in, hidden).seed(seed))});
+  if (batch_norm) m.push_back({"bn", nn::BatchNorm1d(hidden)});
+  m.push_back({"relu", nn::ReLU()});
+  m.push_back({"fc2", nn::Linear(nn::LinearOptions(hidden, out).seed(seed + 1))});
+  return m;
 }
 
 std::unique_ptr<TrainData> synthetic_data(std::int64_t in, std::int64_t hidden, std::int64_t out,
@@ -119,6 +122,11 @@ Tensor gather_rows(const Tensor& src, const std::vector<std::int64_t>& rows) {
 
 double evaluate_l1(nn::Sequential& model, const TrainData& data, DType dtype, Device device) {
   autograd::NoGradGuard no_grad;
+  struct Evaluation {  // evaluation mode while evaluating, training mode again however it ends
+    nn::Module& m;
+    explicit Evaluation(nn::Module& module) : m(module) { m.eval(); }
+    ~Evaluation() { m.train(); }
+  } evaluation(model);
   // Chunk means weighted by their elements: a sum over a chunk could overflow f16.
   nn::L1Loss mean(Reduction::Mean);
   constexpr std::int64_t kChunk = 1000;

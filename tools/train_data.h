@@ -24,9 +24,11 @@ class TrainData {
   virtual void gather(const std::vector<std::int64_t>& rows, Tensor& x, Tensor& y) const = 0;
 };
 
-// Linear(in, hidden) -> ReLU -> Linear(hidden, out), initialised from the seed: the model the
-// tool trains, and the synthetic task's teacher.
-nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out, std::uint64_t seed);
+// Linear(in, hidden) -> ReLU -> Linear(hidden, out) named fc1, relu, fc2, initialised from the
+// seed: the model the tool trains, and the synthetic task's teacher. With batch_norm, a
+// BatchNorm1d named bn after fc1.
+nn::Sequential make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out, std::uint64_t seed,
+                        bool batch_norm = false);
 
 // in and out: the model's widths (the files must match them).
 std::unique_ptr<TrainData> synthetic_data(std::int64_t in, std::int64_t hidden, std::int64_t out,
@@ -43,7 +45,7 @@ std::unique_ptr<TrainData> fashion_mnist_data(bool test_split);
 Tensor gather_rows(const Tensor& src, const std::vector<std::int64_t>& rows);
 
 // Mean absolute error of `model` over every element of a held-out set, without gradients, in
-// chunks (the model's dtype and device).
+// chunks (the model's dtype and device), in evaluation mode (BatchNorm: running statistics).
 double evaluate_l1(nn::Sequential& model, const TrainData& data, DType dtype, Device device);
 
 }  // namespace gradaccum::tools

@@ -51,12 +51,8 @@ TEST_P(TorchReference, SameParametersForEverySplit) {
                                     .weight_decay(std::stod(cfg["weight_decay"]))
                                     .nesterov(cfg["nesterov"] == "1");
   const int steps = std::stoi(cfg["steps"]);
-  Tensor x = load_npy(dir + "/x.npy");
-  Tensor y = load_npy(dir + "/y.npy");
-  ASSERT_EQ(x.rank(), 3);
-  const std::int64_t batch = x.size(1);
-  x = std::move(x).reshape({x.size(0) * batch, x.size(2)});
-  y = std::move(y).reshape({y.size(0) * batch, y.size(2)});
+  Tensor x, y;
+  const std::int64_t batch = load_fixture_steps(dir, x, y);
 
   nn::Sequential expected = make_mlp(5, 7, 3, 0);
   expected.load(dir + "/final");

@@ -88,6 +88,13 @@ cp "$work"/weights/*.npy "$work/weights_missing/" 2>/dev/null
 rm -f "$work/weights_missing/fc2.bias.npy"
 cp "$work"/weights/*.npy "$work/weights_wrong/" 2>/dev/null
 write_npy "$work/weights_wrong/fc2.weight.npy" 2 4
+# BatchNorm weights: one missing, one of the wrong shape (hidden is 3).
+"$train" "${small[@]}" --batch-norm window --save-weights "$work/bn_weights" >/dev/null 2>&1 || true
+mkdir -p "$work/bn_missing" "$work/bn_wrong"
+cp "$work"/bn_weights/*.npy "$work/bn_missing/" 2>/dev/null
+rm -f "$work/bn_missing/bn.running_var.npy"
+cp "$work"/bn_weights/*.npy "$work/bn_wrong/" 2>/dev/null
+write_npy "$work/bn_wrong/bn.weight.npy" 1 4
 
 t=$train
 # Flags: unknown, malformed, out of range, conflicting.
@@ -184,6 +191,15 @@ expect_error "fc2.bias.npy" "$t" "${small[@]}" --load-weights "$work/weights_mis
 expect_error "fc2.weight" "$t" "${small[@]}" --load-weights "$work/weights_wrong"
 expect_error "fc1.weight.npy" "$t" "${small[@]}" --load-weights "$work/no_such_dir"
 expect_error "fc1.weight" "$t" --in 5 --hidden 3 --out 2 --batch 4 --steps 1 --load-weights "$work/weights"
+# BatchNorm.
+expect_error "--batch-norm" "$t" --batch-norm sometimes
+expect_error "bn.running_var.npy" "$t" "${small[@]}" --batch-norm window --load-weights "$work/bn_missing"
+expect_error "bn.weight" "$t" "${small[@]}" --batch-norm micro-batch --load-weights "$work/bn_wrong"
+expect_error "bn.weight.npy" "$t" "${small[@]}" --batch-norm window --load-weights "$work/weights"
+expect_error "more than 1 value per channel" "$t" "${small[@]}" --batch-norm micro-batch --accum 4
+expect_error "--overflow skip-step" "$t" "${small[@]}" --batch-norm window --loss-scale dynamic \
+  --overflow drop-micro-batch
+expect_error "--graph on does not capture --batch-norm" "$t" "${small[@]}" --batch-norm window --graph on
 
 if [[ -n $stability ]]; then
   s=$stability

@@ -108,6 +108,26 @@ for dtype in $dtypes; do
     "$d/straight/checkpoint.state" "$d/kill/checkpoint.state"
 done
 
+# BatchNorm, both modes: stopped after 4 steps and resumed to 8, the same bytes as 8 steps in one
+# run, the running statistics included. Ghost batch norm leaves out the short last batch (its
+# micro-batches could hold one row, which ghost batch norm refuses).
+for bn in micro-batch window; do
+  d=$work/bn-$bn
+  mkdir -p "$d"
+  [[ $bn == micro-batch ]] && bn="micro-batch --drop-last"
+  run "bn-$bn-straight" "${model[@]}" --batch-norm $bn --steps 8 --checkpoint "$d/straight" \
+    --save-weights "$d/straight-w" || { fail "--batch-norm $bn: $(cat "$work/bn-$bn-straight.err")"; continue; }
+  run "bn-$bn-part" "${model[@]}" --batch-norm $bn --steps 4 --checkpoint "$d/part" &&
+    run "bn-$bn-resume" "${model[@]}" --batch-norm $bn --steps 8 --resume "$d/part" \
+      --checkpoint "$d/part" --save-weights "$d/part-w" ||
+    { fail "--batch-norm $bn: resume failed: $(cat "$work/bn-$bn-resume.err")"; continue; }
+  same_bytes "--batch-norm $bn: resumed at step 4: checkpoint" "$d/straight/checkpoint.state" \
+    "$d/part/checkpoint.state"
+  for w in bn.weight bn.bias bn.running_mean bn.running_var; do
+    same_bytes "--batch-norm $bn: resumed: $w" "$d/straight-w/$w.npy" "$d/part-w/$w.npy"
+  done
+done
+
 # SIGINT without a checkpoint: exit 130, and --save-weights holds the last complete step, the
 # weights of a run of exactly that many steps.
 rc=0
@@ -145,6 +165,7 @@ refused "another --hidden" "--hidden" --hidden 9 --lr 0.5 --shuffle "${again[@]}
 refused "f16 over f32" "--dtype" "${model[@]}" --dtype f16 "${again[@]}"
 refused "without --shuffle" "--shuffle" --hidden 8 --lr 0.5 "${again[@]}"
 refused "another accumulation" "--accum-mode" "${model[@]}" --accum-mode kahan "${again[@]}"
+refused "with BatchNorm" "--batch-norm" "${model[@]}" --batch-norm window "${again[@]}"
 refused "no checkpoint" "no checkpoint there" "${model[@]}" --resume "$work/empty-dir"
 refused "at its end already" "already" "${model[@]}" --steps "$at_end" --resume "$ck"
 cp "$ck/checkpoint.state" "$work/corrupt.state"
