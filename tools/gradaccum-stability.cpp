@@ -1,6 +1,6 @@
 // gradaccum-stability: how far can gradients be accumulated, numerically? Sweeps the number of
 // accumulated micro-batches k = 1, 2, 4, ... for every accumulation mode and gradient source
-// (optim/accumulation_study.h), prints the relative error of the normalised gradient against a
+// (study/accumulation_study.h), prints the relative error of the normalised gradient against a
 // float64 reference, and writes CSV and a log-log plot (gnuplot) on request.
 #include <unistd.h>
 
@@ -18,10 +18,10 @@
 #include "core/cuda_device.h"
 #include "flags.h"
 #include "gnuplot.h"
-#include "optim/accumulation_study.h"
+#include "study/accumulation_study.h"
 
 namespace ga = gradaccum;
-namespace opt = gradaccum::optim;
+namespace study = gradaccum::study;
 using ga::tools::FlagError;
 using ga::tools::Flags;
 
@@ -98,25 +98,26 @@ class Progress {
 };
 
 struct Series {
-  opt::GradientSource source;
-  opt::AccumMode mode;
-  std::vector<opt::CellResult> cells;
+  study::GradientSource source;
+  study::AccumMode mode;
+  std::vector<study::CellResult> cells;
 };
 
-void write_csv(const std::string& path, const std::vector<opt::CellResult>& cells,
+void write_csv(const std::string& path, const std::vector<study::CellResult>& cells,
                ga::Device device) {
   std::ofstream out(path);
   if (!out) throw FlagError("--csv " + path + ": cannot open for writing");
   out << "source,dtype,mode,accum,rel_error,max_abs_error,max_rel_error,underflow_frac,"
          "overflow_frac,dropped,loss_scale,device\n";
   char line[512];
-  for (const opt::CellResult& c : cells) {
+  for (const study::CellResult& c : cells) {
     std::snprintf(line, sizeof line, "%s,%s,%s,%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%lld,%.9g,%s\n",
-                  opt::gradient_source_name(c.source),
-                  ga::dtype_name(opt::accum_mode_grad_dtype(c.mode)), opt::accum_mode_name(c.mode),
-                  static_cast<long long>(c.accum), c.rel_error, c.max_abs_error, c.max_rel_error,
-                  c.underflow_frac, c.overflow_frac, static_cast<long long>(c.dropped),
-                  static_cast<double>(c.loss_scale), ga::device_name(device));
+                  study::gradient_source_name(c.source),
+                  ga::dtype_name(study::accum_mode_grad_dtype(c.mode)),
+                  study::accum_mode_name(c.mode), static_cast<long long>(c.accum), c.rel_error,
+                  c.max_abs_error, c.max_rel_error, c.underflow_frac, c.overflow_frac,
+                  static_cast<long long>(c.dropped), static_cast<double>(c.loss_scale),
+                  ga::device_name(device));
     out << line;
   }
   if (!out.flush()) throw FlagError("--csv " + path + ": write failed");
@@ -126,14 +127,14 @@ void write_png(const std::string& png, const std::vector<Series>& series,
                const std::vector<std::int64_t>& counts, ga::Device device) {
   const std::string dir = ga::tools::make_plot_dir("gradaccum-stability", "--png");
   std::vector<std::string> files;
-  const auto& sources = opt::all_gradient_sources();
-  const auto& modes = opt::all_accum_modes();
-  for (opt::GradientSource s : sources) {
-    const std::string path = dir + "/" + opt::gradient_source_name(s) + ".dat";
+  const auto& sources = study::all_gradient_sources();
+  const auto& modes = study::all_accum_modes();
+  for (study::GradientSource s : sources) {
+    const std::string path = dir + "/" + study::gradient_source_name(s) + ".dat";
     std::ofstream out(path);
     out << "k";
-    for (opt::AccumMode m : modes)
-      out << ' ' << opt::accum_mode_name(m);
+    for (study::AccumMode m : modes)
+      out << ' ' << study::accum_mode_name(m);
     out << '\n';
     for (std::size_t i = 0; i < counts.size(); ++i) {
       out << counts[i];
@@ -164,7 +165,7 @@ void write_png(const std::string& png, const std::vector<Series>& series,
        << "set yrange [1e-10:20]\nset grid\nset xlabel 'k (micro-batches)'\n"
        << "set key off\n";
     for (std::size_t i = 0; i < files.size(); ++i) {
-      gp << "set title '" << opt::gradient_source_name(sources[i]) << "'\n"
+      gp << "set title '" << study::gradient_source_name(sources[i]) << "'\n"
          << "plot for [c=2:" << modes.size() + 1 << "] '" << files[i]
          << "' using 1:c with linespoints pt 7 ps 0.4 lw 1.5 title columnheader(c)\n";
     }
@@ -183,12 +184,12 @@ void write_png(const std::string& png, const std::vector<Series>& series,
 }
 
 int run(const Config& c) {
-  opt::StudyOptions o;
+  study::StudyOptions o;
   o.device = c.device;
   o.seed = c.seed;
-  const std::vector<std::int64_t> counts = opt::doubling_counts(c.max_accum);
-  const auto& modes = opt::all_accum_modes();
-  const auto& sources = opt::all_gradient_sources();
+  const std::vector<std::int64_t> counts = study::doubling_counts(c.max_accum);
+  const auto& modes = study::all_accum_modes();
+  const auto& sources = study::all_gradient_sources();
   const auto t0 = std::chrono::steady_clock::now();
   if (!c.csv.empty() && !std::ofstream(c.csv)) {
     throw FlagError("--csv " + c.csv + ": cannot open for writing");
@@ -224,21 +225,21 @@ int run(const Config& c) {
 
   const Progress progress;
   std::vector<Series> series;
-  std::vector<opt::CellResult> all;
-  std::vector<opt::CellResult> extra;
-  for (opt::GradientSource s : sources) {
-    const std::string sname = opt::gradient_source_name(s);
+  std::vector<study::CellResult> all;
+  std::vector<study::CellResult> extra;
+  for (study::GradientSource s : sources) {
+    const std::string sname = study::gradient_source_name(s);
     progress.show(sname + ": building the gradient pool", 0, o.pool_rows);
-    const opt::GradientPool pool(s, o);
-    for (opt::AccumMode m : modes) {
-      const std::string what = sname + " " + opt::accum_mode_name(m);
-      Series ser{s, m, opt::run_sweep(m, pool, counts, o, [&](std::int64_t done) {
+    const study::GradientPool pool(s, o);
+    for (study::AccumMode m : modes) {
+      const std::string what = sname + " " + study::accum_mode_name(m);
+      Series ser{s, m, study::run_sweep(m, pool, counts, o, [&](std::int64_t done) {
                    progress.show(what, done, counts.back());
                  })};
       all.insert(all.end(), ser.cells.begin(), ser.cells.end());
       series.push_back(std::move(ser));
-      if (s == opt::GradientSource::Mlp && c.extra_accum > 0) {
-        extra.push_back(opt::run_sweep(m, pool, {c.extra_accum}, o, [&](std::int64_t done) {
+      if (s == study::GradientSource::Mlp && c.extra_accum > 0) {
+        extra.push_back(study::run_sweep(m, pool, {c.extra_accum}, o, [&](std::int64_t done) {
                           progress.show(what + " (extra)", done, c.extra_accum);
                         }).front());
       }
@@ -247,12 +248,12 @@ int run(const Config& c) {
   progress.clear();
 
   // Per source: relative error by k (rows) and mode (columns).
-  for (opt::GradientSource s : sources) {
-    std::printf("\nsource %s: %s\n", opt::gradient_source_name(s),
-                opt::gradient_source_description(s));
+  for (study::GradientSource s : sources) {
+    std::printf("\nsource %s: %s\n", study::gradient_source_name(s),
+                study::gradient_source_description(s));
     std::printf("%9s", "k");
-    for (opt::AccumMode m : modes)
-      std::printf(" %13s", opt::accum_mode_name(m));
+    for (study::AccumMode m : modes)
+      std::printf(" %13s", study::accum_mode_name(m));
     std::printf("\n");
     for (std::size_t i = 0; i < counts.size(); ++i) {
       std::printf("%9lld", static_cast<long long>(counts[i]));
@@ -263,13 +264,13 @@ int run(const Config& c) {
     }
   }
 
-  auto summary_row = [](const opt::CellResult& r) {
-    std::printf("%-15s %-4s %-14s %9lld %11s %11s %9.3g %9.3g %8lld %9g\n",
-                opt::gradient_source_name(r.source),
-                ga::dtype_name(opt::accum_mode_grad_dtype(r.mode)), opt::accum_mode_name(r.mode),
-                static_cast<long long>(r.accum), fmt(r.rel_error).c_str(),
-                fmt(r.max_abs_error).c_str(), r.underflow_frac, r.overflow_frac,
-                static_cast<long long>(r.dropped), static_cast<double>(r.loss_scale));
+  auto summary_row = [](const study::CellResult& r) {
+    std::printf(
+        "%-15s %-4s %-14s %9lld %11s %11s %9.3g %9.3g %8lld %9g\n",
+        study::gradient_source_name(r.source), ga::dtype_name(study::accum_mode_grad_dtype(r.mode)),
+        study::accum_mode_name(r.mode), static_cast<long long>(r.accum), fmt(r.rel_error).c_str(),
+        fmt(r.max_abs_error).c_str(), r.underflow_frac, r.overflow_frac,
+        static_cast<long long>(r.dropped), static_cast<double>(r.loss_scale));
   };
   std::printf("\nsummary at k = %lld%s\n", static_cast<long long>(c.max_accum),
               c.extra_accum > 0 ? ", then the long accumulation on the MLP's gradients" : "");
@@ -277,7 +278,7 @@ int run(const Config& c) {
               "rel_error", "max_abs", "underflow", "overflow", "dropped", "scale");
   for (const Series& ser : series)
     summary_row(ser.cells.back());
-  for (const opt::CellResult& r : extra)
+  for (const study::CellResult& r : extra)
     summary_row(r);
   all.insert(all.end(), extra.begin(), extra.end());
 

@@ -1,7 +1,7 @@
-// The numerical stability of gradient accumulation (optim/accumulation_study.h): each test
+// The numerical stability of gradient accumulation (study/accumulation_study.h): each test
 // asserts a property that numerical analysis predicts, on the CPU (the emulated device and a GPU
 // give the same bits: tests/gpu/stability_test.cpp).
-#include "optim/accumulation_study.h"
+#include "study/accumulation_study.h"
 
 #include <gtest/gtest.h>
 
@@ -21,11 +21,11 @@
 namespace gradaccum {
 namespace {
 
-using optim::AccumMode;
-using optim::CellResult;
-using optim::GradientPool;
-using optim::GradientSource;
-using optim::StudyOptions;
+using study::AccumMode;
+using study::CellResult;
+using study::GradientPool;
+using study::GradientSource;
+using study::StudyOptions;
 
 constexpr double kEps = 0x1.0p-23;  // float32 machine epsilon (ulp of 1)
 
@@ -39,7 +39,7 @@ const GradientPool& pool(GradientSource s) {
 
 std::vector<CellResult> sweep(AccumMode m, GradientSource s, std::int64_t max_k,
                               const StudyOptions& o = StudyOptions()) {
-  return optim::run_sweep(m, pool(s), optim::doubling_counts(max_k), o);
+  return study::run_sweep(m, pool(s), study::doubling_counts(max_k), o);
 }
 
 // ---- the kernel's fp16 arithmetic ---------------------------------------------------------------
@@ -105,7 +105,7 @@ TEST(Stability, KahanF32ErrorIsFlatInK) {
   for (GradientSource s : {GradientSource::Mlp, GradientSource::RandomSign,
                            GradientSource::StagnationF32, GradientSource::NearF16Max}) {
     for (const CellResult& c : sweep(AccumMode::F32Kahan, s, 65536)) {
-      EXPECT_LE(c.rel_error, 2.0 * kEps) << optim::gradient_source_name(s) << " k = " << c.accum;
+      EXPECT_LE(c.rel_error, 2.0 * kEps) << study::gradient_source_name(s) << " k = " << c.accum;
     }
   }
 }
@@ -123,7 +123,7 @@ TEST(Stability, NaiveF32LosesSmallAddendsLinearlyInK) {
     }
   }
   // Kahan keeps them all.
-  EXPECT_LE(optim::run_cell(AccumMode::F32Kahan, pool(GradientSource::StagnationF32), 65536, {})
+  EXPECT_LE(study::run_cell(AccumMode::F32Kahan, pool(GradientSource::StagnationF32), 65536, {})
                 .rel_error,
             2 * kEps);
 }
@@ -184,7 +184,7 @@ TEST(Stability, Fp16AccumulatorStagnatesExactlyWhereTheorySays) {
   o.keep_values = true;
   const GradientPool constant(GradientSource::Constant, o);
   const std::vector<CellResult> cells =
-      optim::run_sweep(AccumMode::F16InF16, constant, {2047, 2048, 2049, 4096, 65536}, o);
+      study::run_sweep(AccumMode::F16InF16, constant, {2047, 2048, 2049, 4096, 65536}, o);
   const float c = o.constant_addend;
   EXPECT_EQ(cells[0].acc[0], 2047 * c);
   EXPECT_EQ(cells[1].acc[0], 2048 * c);
@@ -194,7 +194,7 @@ TEST(Stability, Fp16AccumulatorStagnatesExactlyWhereTheorySays) {
   EXPECT_EQ(cells[1].rel_error, 0.0);
   EXPECT_NEAR(cells[4].rel_error, 1.0 - 2048.0 / 65536.0, 1e-6);
   // The same addends into fp32 stay exact.
-  EXPECT_EQ(optim::run_cell(AccumMode::F16InF32, constant, 65536, o).rel_error, 0.0);
+  EXPECT_EQ(study::run_cell(AccumMode::F16InF32, constant, 65536, o).rel_error, 0.0);
 
   // A constant that is not a power of two: addition stops changing the sum in the first binade
   // [2^E, 2^(E+1)) whose half-ulp 2^(E-11) exceeds c, so the sum stalls at the first power of
@@ -203,7 +203,7 @@ TEST(Stability, Fp16AccumulatorStagnatesExactlyWhereTheorySays) {
   const GradientPool tenth(GradientSource::Constant, o);
   const double plateau = std::exp2(std::ceil(std::log2(2048.0 * o.constant_addend)));
   EXPECT_EQ(plateau, 256.0);
-  const std::vector<CellResult> t = optim::run_sweep(AccumMode::F16InF16, tenth, {4096, 65536}, o);
+  const std::vector<CellResult> t = study::run_sweep(AccumMode::F16InF16, tenth, {4096, 65536}, o);
   EXPECT_EQ(t[0].acc[0], plateau);
   EXPECT_EQ(t[1].acc[0], plateau);
 }
@@ -235,10 +235,10 @@ TEST(Stability, Fp16AccumulatorOverflowsNearTheLargestHalf) {
   }
   // A static loss scale of 1024 overflows the gradients themselves; fp32 accumulation of the
   // unscaled fp16 gradients does not overflow.
-  EXPECT_EQ(optim::run_cell(AccumMode::F16StaticScale, pool(GradientSource::NearF16Max), 1, {})
+  EXPECT_EQ(study::run_cell(AccumMode::F16StaticScale, pool(GradientSource::NearF16Max), 1, {})
                 .overflow_frac,
             1.0);
-  EXPECT_EQ(optim::run_cell(AccumMode::F16InF32, pool(GradientSource::NearF16Max), 1024, {})
+  EXPECT_EQ(study::run_cell(AccumMode::F16InF32, pool(GradientSource::NearF16Max), 1024, {})
                 .overflow_frac,
             0.0);
 }
@@ -252,7 +252,7 @@ TEST(Stability, DynamicLossScalingRecoversFromOverflow) {
   o.dynamic_scaling.growth_interval = 100;
   const std::int64_t k = 1000;
   const CellResult c =
-      optim::run_cell(AccumMode::F16DynamicScale, pool(GradientSource::NearF16Max), k, o);
+      study::run_cell(AccumMode::F16DynamicScale, pool(GradientSource::NearF16Max), k, o);
   EXPECT_EQ(c.min_loss_scale, 1.0f);
   EXPECT_EQ(c.max_loss_scale, 65536.0f);
   EXPECT_GE(c.growths, 5);               // grew back ...
@@ -261,14 +261,14 @@ TEST(Stability, DynamicLossScalingRecoversFromOverflow) {
   EXPECT_EQ(c.overflow_frac, 0.0);
   EXPECT_LT(c.rel_error, 1e-4);
   // A static scale, same addends: everything is lost.
-  EXPECT_EQ(optim::run_cell(AccumMode::F16StaticScale, pool(GradientSource::NearF16Max), k, o)
+  EXPECT_EQ(study::run_cell(AccumMode::F16StaticScale, pool(GradientSource::NearF16Max), k, o)
                 .overflow_frac,
             1.0);
 
   // Realistic gradients: the MLP's largest per-micro-batch gradients overflow at 2^16; the
   // scaler drops those few micro-batches, settles lower, and the result stays accurate.
   const CellResult m =
-      optim::run_cell(AccumMode::F16DynamicScale, pool(GradientSource::Mlp), 8192, StudyOptions());
+      study::run_cell(AccumMode::F16DynamicScale, pool(GradientSource::Mlp), 8192, StudyOptions());
   EXPECT_GE(m.dropped, 1);
   EXPECT_LT(m.loss_scale, 65536.0f);
   EXPECT_EQ(m.overflow_frac, 0.0);
@@ -279,11 +279,11 @@ TEST(Stability, LossScalingLosesFewerGradientsToUnderflow) {
   // Log-uniform in [2^-26, 2^-10]: without scaling the 1/16 below 2^-25 flush to zero (and
   // 3/4 are fp16 subnormals, with fewer bits); scaled by 2^16 (or 1024) none underflows.
   const CellResult plain =
-      optim::run_cell(AccumMode::F16InF32, pool(GradientSource::NearF16Min), 65536, {});
+      study::run_cell(AccumMode::F16InF32, pool(GradientSource::NearF16Min), 65536, {});
   const CellResult dynamic =
-      optim::run_cell(AccumMode::F16DynamicScale, pool(GradientSource::NearF16Min), 65536, {});
+      study::run_cell(AccumMode::F16DynamicScale, pool(GradientSource::NearF16Min), 65536, {});
   const CellResult fixed =
-      optim::run_cell(AccumMode::F16StaticScale, pool(GradientSource::NearF16Min), 65536, {});
+      study::run_cell(AccumMode::F16StaticScale, pool(GradientSource::NearF16Min), 65536, {});
   EXPECT_NEAR(plain.underflow_frac, 1.0 / 16.0, 0.01);
   EXPECT_EQ(dynamic.underflow_frac, 0.0);
   EXPECT_EQ(fixed.underflow_frac, 0.0);
@@ -299,11 +299,11 @@ TEST(Stability, SweepEqualsIndependentCells) {
   o.keep_values = true;
   o.dynamic_scaling.growth_interval = 7;
   const std::vector<std::int64_t> ks = {1, 5, 64, 100};
-  for (AccumMode m : optim::all_accum_modes()) {
-    const std::vector<CellResult> s = optim::run_sweep(m, pool(GradientSource::Mlp), ks, o);
+  for (AccumMode m : study::all_accum_modes()) {
+    const std::vector<CellResult> s = study::run_sweep(m, pool(GradientSource::Mlp), ks, o);
     for (std::size_t i = 0; i < ks.size(); ++i) {
-      const CellResult c = optim::run_cell(m, pool(GradientSource::Mlp), ks[i], o);
-      EXPECT_EQ(s[i].acc, c.acc) << optim::accum_mode_name(m) << " k = " << ks[i];
+      const CellResult c = study::run_cell(m, pool(GradientSource::Mlp), ks[i], o);
+      EXPECT_EQ(s[i].acc, c.acc) << study::accum_mode_name(m) << " k = " << ks[i];
       // NaN (every micro-batch dropped) compares equal to NaN here.
       EXPECT_TRUE(s[i].rel_error == c.rel_error ||
                   (std::isnan(s[i].rel_error) && std::isnan(c.rel_error)));
@@ -317,7 +317,7 @@ TEST(Stability, ReferenceIsTheFloat64SumOfTheSameAddends) {
   o.keep_values = true;
   const GradientPool& p = pool(GradientSource::Mlp);
   const std::int64_t k = 300;
-  const CellResult c = optim::run_cell(AccumMode::F32Naive, p, k, o);
+  const CellResult c = study::run_cell(AccumMode::F32Naive, p, k, o);
   ASSERT_EQ(static_cast<std::int64_t>(c.reference.size()), p.entries());
   const double count = static_cast<double>(k * p.elements_per_micro_batch());
   for (std::int64_t j = 0; j < p.entries(); j += 17) {
@@ -340,38 +340,38 @@ TEST(Stability, PoolsCycleAndNamesRoundTrip) {
   EXPECT_EQ(s.row_of(6), 3);
   EXPECT_EQ(s.addend(0)[0], 1.0f);
   EXPECT_LT(s.addend(5)[0], 0x1.0p-24f);
-  for (AccumMode m : optim::all_accum_modes()) {
+  for (AccumMode m : study::all_accum_modes()) {
     AccumMode back{};
-    ASSERT_TRUE(optim::accum_mode_from_name(optim::accum_mode_name(m), &back));
+    ASSERT_TRUE(study::accum_mode_from_name(study::accum_mode_name(m), &back));
     EXPECT_EQ(back, m);
   }
-  for (GradientSource g : optim::all_gradient_sources()) {
+  for (GradientSource g : study::all_gradient_sources()) {
     GradientSource back{};
-    ASSERT_TRUE(optim::gradient_source_from_name(optim::gradient_source_name(g), &back));
+    ASSERT_TRUE(study::gradient_source_from_name(study::gradient_source_name(g), &back));
     EXPECT_EQ(back, g);
   }
   AccumMode m{};
-  EXPECT_FALSE(optim::accum_mode_from_name("fp8", &m));
-  EXPECT_EQ(optim::doubling_counts(1), (std::vector<std::int64_t>{1}));
-  EXPECT_EQ(optim::doubling_counts(10), (std::vector<std::int64_t>{1, 2, 4, 8, 10}));
-  EXPECT_EQ(optim::doubling_counts(16).back(), 16);
+  EXPECT_FALSE(study::accum_mode_from_name("fp8", &m));
+  EXPECT_EQ(study::doubling_counts(1), (std::vector<std::int64_t>{1}));
+  EXPECT_EQ(study::doubling_counts(10), (std::vector<std::int64_t>{1, 2, 4, 8, 10}));
+  EXPECT_EQ(study::doubling_counts(16).back(), 16);
 }
 
 TEST(Stability, BadArgumentsAreErrors) {
   const GradientPool& p = pool(GradientSource::RandomSign);
-  EXPECT_THROW(optim::run_sweep(AccumMode::F32Naive, p, {}, {}), Error);
-  EXPECT_THROW(optim::run_sweep(AccumMode::F32Naive, p, {4, 2}, {}), Error);
-  EXPECT_THROW(optim::run_cell(AccumMode::F32Naive, p, 0, {}), Error);
+  EXPECT_THROW(study::run_sweep(AccumMode::F32Naive, p, {}, {}), Error);
+  EXPECT_THROW(study::run_sweep(AccumMode::F32Naive, p, {4, 2}, {}), Error);
+  EXPECT_THROW(study::run_cell(AccumMode::F32Naive, p, 0, {}), Error);
   StudyOptions o;
   o.pool_rows = 1;
   EXPECT_THROW(GradientPool(GradientSource::RandomSign, o), Error);
   o = StudyOptions();
   o.static_scale = 0.0f;
-  EXPECT_THROW(optim::run_cell(AccumMode::F16StaticScale, p, 1, o), Error);
+  EXPECT_THROW(study::run_cell(AccumMode::F16StaticScale, p, 1, o), Error);
   if (!cuda_available()) {
     o = StudyOptions();
     o.device = Device::CUDA;
-    EXPECT_THROW(optim::run_cell(AccumMode::F32Naive, p, 1, o), Error);
+    EXPECT_THROW(study::run_cell(AccumMode::F32Naive, p, 1, o), Error);
   }
 }
 

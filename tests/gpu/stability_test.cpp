@@ -1,7 +1,7 @@
 // The accumulation study on the CUDA device (real or emulated) gives the CPU's numbers bit for
 // bit: the accumulate kernels' fp32, fp16 (round to nearest even after every operation), Kahan
 // and unscaling arithmetic, and the dynamic loss scaler's drops decided on the device.
-#include "optim/accumulation_study.h"
+#include "study/accumulation_study.h"
 
 #include <gtest/gtest.h>
 
@@ -15,11 +15,11 @@
 namespace gradaccum {
 namespace {
 
-using optim::AccumMode;
-using optim::CellResult;
-using optim::GradientPool;
-using optim::GradientSource;
-using optim::StudyOptions;
+using study::AccumMode;
+using study::CellResult;
+using study::GradientPool;
+using study::GradientSource;
+using study::StudyOptions;
 
 std::vector<std::uint32_t> bits(const std::vector<float>& v) {
   std::vector<std::uint32_t> out(v.size());
@@ -39,16 +39,16 @@ TEST(StabilityGpu, CpuAndDeviceAgreeBitForBit) {
   o.synthetic_entries = 67;               // vectorised packs of 8 and a tail
   o.dynamic_scaling.growth_interval = 5;  // backoffs and growths within a few micro-batches
   const std::vector<std::int64_t> ks = {1, 3, 16, 40};
-  for (GradientSource s : optim::all_gradient_sources()) {
+  for (GradientSource s : study::all_gradient_sources()) {
     const GradientPool pool(s, o);
-    for (AccumMode m : optim::all_accum_modes()) {
+    for (AccumMode m : study::all_accum_modes()) {
       StudyOptions on_cpu = o, on_gpu = o;
       on_cpu.device = Device::CPU;
       on_gpu.device = Device::CUDA;
-      const std::vector<CellResult> c = optim::run_sweep(m, pool, ks, on_cpu);
-      const std::vector<CellResult> g = optim::run_sweep(m, pool, ks, on_gpu);
+      const std::vector<CellResult> c = study::run_sweep(m, pool, ks, on_cpu);
+      const std::vector<CellResult> g = study::run_sweep(m, pool, ks, on_gpu);
       for (std::size_t i = 0; i < ks.size(); ++i) {
-        SCOPED_TRACE(std::string(optim::gradient_source_name(s)) + " " + optim::accum_mode_name(m) +
+        SCOPED_TRACE(std::string(study::gradient_source_name(s)) + " " + study::accum_mode_name(m) +
                      " k = " + std::to_string(ks[i]));
         EXPECT_EQ(bits(c[i].acc), bits(g[i].acc));
         EXPECT_EQ(bits(c[i].comp), bits(g[i].comp));
@@ -71,7 +71,7 @@ TEST(StabilityGpu, DeviceDropsOverflowingMicroBatches) {
   o.device = Device::CUDA;
   o.pool_rows = 64;
   const GradientPool pool(GradientSource::NearF16Max, o);
-  const CellResult r = optim::run_cell(AccumMode::F16DynamicScale, pool, 32, o);
+  const CellResult r = study::run_cell(AccumMode::F16DynamicScale, pool, 32, o);
   EXPECT_EQ(r.dropped, 16);
   EXPECT_EQ(r.loss_scale, 1.0f);
   EXPECT_EQ(r.overflow_frac, 0.0);

@@ -4,10 +4,10 @@
 // normalises the sum as the optimizer step does, and compares it with a float64 reference over
 // exactly the same addends.
 //
-//   optim::StudyOptions o;                                    // device, seed, scales, ...
-//   optim::GradientPool pool(optim::GradientSource::Mlp, o);  // builds the addends once
-//   for (optim::AccumMode m : optim::all_accum_modes()) {
-//     std::vector<optim::CellResult> r = optim::run_sweep(m, pool, optim::doubling_counts(65536),
+//   study::StudyOptions o;                                    // device, seed, scales, ...
+//   study::GradientPool pool(study::GradientSource::Mlp, o);  // builds the addends once
+//   for (study::AccumMode m : study::all_accum_modes()) {
+//     std::vector<study::CellResult> r = study::run_sweep(m, pool, study::doubling_counts(65536),
 //     o);
 //   }
 //
@@ -40,7 +40,7 @@
 #include "core/dtype.h"
 #include "optim/accumulation_window.h"
 
-namespace gradaccum::optim {
+namespace gradaccum::study {
 
 // How micro-batch gradients are accumulated.
 enum class AccumMode : std::uint8_t {
@@ -97,7 +97,7 @@ struct StudyOptions {
   // F16StaticScale's S, and F16DynamicScale's rule (PyTorch GradScaler's defaults, applied per
   // micro-batch: back off on an overflowing micro-batch, grow after growth_interval clean ones).
   float static_scale = 1024.0f;
-  LossScaling dynamic_scaling = LossScaling::dynamic();
+  optim::LossScaling dynamic_scaling = optim::LossScaling::dynamic();
   // Keep the raw accumulator values and the normalised result in each CellResult.
   bool keep_values = false;
 };
@@ -171,4 +171,4 @@ std::vector<CellResult> run_sweep(AccumMode mode, const GradientPool& pool,
 // 1, 2, 4, ..., up to max (max itself included when it is not a power of two).
 std::vector<std::int64_t> doubling_counts(std::int64_t max);
 
-}  // namespace gradaccum::optim
+}  // namespace gradaccum::study

@@ -1,4 +1,4 @@
-#include "optim/accumulation_study.h"
+#include "study/accumulation_study.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,7 @@
 #include "kernels/exact_sum.h"
 #include "kernels/nonfinite_flag.h"
 
-namespace gradaccum::optim {
+namespace gradaccum::study {
 namespace {
 
 struct ModeInfo {
@@ -146,7 +146,7 @@ class Runner {
       scale_host_ = Tensor::zeros({1}, DType::f32, Device::CPU);
       inv_scale_ = Tensor::zeros({1}, DType::f32, dev);
       if (mode == AccumMode::F16DynamicScale) {
-        const LossScaling& d = o.dynamic_scaling;
+        const optim::LossScaling& d = o.dynamic_scaling;
         GA_CHECK(d.init_scale > 0.0f && d.backoff_factor > 0.0f && d.backoff_factor < 1.0f &&
                      d.growth_factor > 1.0f && d.growth_interval > 0,
                  "accumulation study: invalid dynamic loss scaling (init "
@@ -197,7 +197,7 @@ class Runner {
       accumulate(acc_, g, ao);
       if (mode_ == AccumMode::F16DynamicScale) {
         // The host knows the outcome from the conversion: no device read per micro-batch.
-        const LossScaling& d = o_.dynamic_scaling;
+        const optim::LossScaling& d = o_.dynamic_scaling;
         if (r.nonfinite) {
           counted = false;
           ++dropped_;
@@ -498,4 +498,4 @@ std::vector<std::int64_t> doubling_counts(std::int64_t max) {
   return v;
 }
 
-}  // namespace gradaccum::optim
+}  // namespace gradaccum::study
