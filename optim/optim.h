@@ -3,4 +3,5 @@
 
 #include "optim/accumulation_window.h"
 #include "optim/micro_step_graph.h"
+#include "optim/optimizer.h"
 #include "optim/sgd.h"
