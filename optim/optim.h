@@ -1,7 +1,8 @@
-// The optim layer in one include: accumulation windows, the captured micro-step, and SGD.
+// The optim layer in one include: accumulation windows, the captured micro-step, SGD and AdamW.
 #pragma once
 
 #include "optim/accumulation_window.h"
+#include "optim/adamw.h"
 #include "optim/micro_step_graph.h"
 #include "optim/optimizer.h"
 #include "optim/sgd.h"
