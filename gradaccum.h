@@ -19,6 +19,7 @@
 #include "dist/process_group.h"
 #include "dist/rank_agreement.h"
 #include "kernels/accumulate.h"
+#include "kernels/adamw.h"
 #include "kernels/gemm_config.h"
 #include "kernels/l1_loss.h"
 #include "kernels/linear.h"

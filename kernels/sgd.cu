@@ -2,8 +2,8 @@
 // launch per parameter or per eight of them. The
 // arithmetic is the CPU's (kernels/sgd.cpp), operation for operation, with no fused
 // multiply-adds (the build uses -fmad=false), so CUDA and CPU agree bit for bit.
-#include "core/launch.cuh"
 #include "kernels/elementwise.cuh"
+#include "kernels/optimizer_update_kernels.cuh"
 #include "kernels/sgd.cuh"
 
 namespace gradaccum::cuda {
@@ -55,13 +55,7 @@ __device__ __forceinline__ void sgd_range(const SgdPointers& a, const SgdKernelH
     }
     ew::store_pack(a.param, i, p);
     if (momentum) ew::store_pack(a.momentum_buf, i, b);
-    if (a.param_f16 != nullptr) {
-      Pack<__half> q;
-#pragma unroll
-      for (int k = 0; k < kPack; ++k)
-        q.v[k] = __float2half_rn(p.v[k]);
-      ew::store_pack(ew::as_half(a.param_f16), i, q);
-    }
+    ew::store_f16_copy(a.param_f16, i, p);
   }
   for (std::int64_t i = packs * kPack + first; i < a.n; i += stride) {
     float p = a.param[i];
@@ -74,48 +68,26 @@ __device__ __forceinline__ void sgd_range(const SgdPointers& a, const SgdKernelH
   }
 }
 
-__global__ void sgd_kernel(SgdPointers a, SgdKernelHyper h, bool vec) {
-  if (ew::skipped(a.skip_if)) return;
-  sgd_range(a, h, vec, ew::global_thread(), ew::grid_threads());
-}
-
-struct MultiSgdArgs {
-  ew::Segments sg;
-  SgdPointers t[ew::kMaxSegments];
+struct SgdOp {
+  using Pointers = SgdPointers;
+  using Hyper = SgdKernelHyper;
+  static __device__ __forceinline__ void range(const SgdPointers& a, const SgdKernelHyper& h,
+                                               bool vec, std::int64_t first, std::int64_t stride) {
+    sgd_range(a, h, vec, first, stride);
+  }
+  static bool vectorisable(const SgdPointers& p) {
+    return ew::update_pointers_aligned16(p) && ew::aligned16(p.momentum_buf);
+  }
 };
-
-__global__ void sgd_multi_kernel(MultiSgdArgs a, SgdKernelHyper h) {
-  std::int64_t first = 0, stride = 0;
-  const int i = ew::segment_of(a.sg, first, stride);
-  if (ew::skipped(a.t[i].skip_if)) return;
-  sgd_range(a.t[i], h, a.sg.vec[i], first, stride);
-}
-
-bool vectorisable(const SgdPointers& p) {
-  return ew::aligned16(p.param) && ew::aligned16(p.grad) && ew::aligned16(p.grad_comp) &&
-         ew::aligned16(p.momentum_buf) && ew::aligned16(p.param_f16);
-}
 
 }  // namespace
 
 void sgd_update(const SgdPointers& ptrs, const SgdKernelHyper& hyper) {
-  if (ptrs.n == 0) return;
-  GA_LAUNCH(sgd_kernel, ew::grid_for_elements(ptrs.n), dim3(ew::kBlock), 0,
-            ::gradaccum::current_stream(), ptrs, hyper, vectorisable(ptrs));
+  ew::launch_update<SgdOp>(ptrs, hyper);
 }
 
 void sgd_update_multi(const SgdPointers* ptrs, int count, const SgdKernelHyper& hyper) {
-  ew::launch_in_groups<MultiSgdArgs>(
-      count,
-      [&](MultiSgdArgs& a, int j) {
-        if (ptrs[j].n == 0) return;
-        a.t[a.sg.count] = ptrs[j];
-        ew::add_segment(a.sg, ptrs[j].n, vectorisable(ptrs[j]));
-      },
-      [&](const MultiSgdArgs& a, dim3 grid) {
-        GA_LAUNCH(sgd_multi_kernel, grid, dim3(ew::kBlock), 0, ::gradaccum::current_stream(), a,
-                  hyper);
-      });
+  ew::launch_update_multi<SgdOp>(ptrs, count, hyper);
 }
 
 }  // namespace gradaccum::cuda

@@ -4,21 +4,16 @@
 
 #include <cstdint>
 
+#include "kernels/optimizer_update.cuh"
+
 namespace gradaccum::cuda {
 
-struct SgdPointers {
-  float* param = nullptr;
-  const float* grad = nullptr;
-  const float* grad_comp = nullptr;        // optional
-  const float* grad_scale = nullptr;       // optional device scalar
-  float* momentum_buf = nullptr;           // required iff momentum != 0
-  std::uint16_t* param_f16 = nullptr;      // optional
-  const std::uint32_t* skip_if = nullptr;  // optional flag word
-  std::int64_t n = 0;
+struct SgdPointers : UpdatePointers {
+  float* momentum_buf = nullptr;  // required iff momentum != 0
   bool first_step = false;
 };
 
-// The hyper-parameters as the kernel uses them (see kernels/sgd.cpp: to_kernel_hyper).
+// The hyper-parameters as the kernel (and the CPU loop) uses them (kernels/sgd.cpp: to_scalars).
 struct SgdKernelHyper {
   float neg_lr = 0.0f;  // -lr
   float momentum = 0.0f;

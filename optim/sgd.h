@@ -13,6 +13,7 @@
 #include "core/state_dict.h"
 #include "core/tensor.h"
 #include "optim/accumulation_window.h"
+#include "optim/optimizer.h"
 
 namespace gradaccum::optim {
 
@@ -54,46 +55,33 @@ struct SGDOptions {
   bool nesterov_ = false;
 };
 
-class SGD {
+// step(window), step(), zero_grad(), parameters(), master_weight(i) and
+// reset_master_from_parameters() are optim::Optimizer's (optim/optimizer.h).
+class SGD : public Optimizer {
  public:
   // Throws on invalid options, an empty or duplicated parameter list, parameters that do not
   // require grad or lie on different devices.
   SGD(std::vector<Variable> params, SGDOptions options);
 
-  // The step of the window's samples; see AccumulationWindow. Throws when the window holds no
-  // sample or does not hold every parameter of this optimizer.
-  StepReport step(AccumulationWindow& window);
-  // PyTorch's optimizer.step(): the gradients as they are (after loss.backward()).
-  void step();
-  // Zeroes the gradients (for the plain step()).
-  void zero_grad();
-
   const SGDOptions& options() const { return options_; }
   void set_lr(double lr);
-  const std::vector<Variable>& parameters() const { return params_; }
-  // The f32 master copy of parameter i (the parameter itself when it is f32).
-  const Tensor& master_weight(std::size_t i) const;
-  // Re-reads the master weights from the parameters (after loading a model, say).
-  void reset_master_from_parameters();
 
   // Everything a bit-identical continuation needs (PyTorch's optimizer.state_dict()): the
   // options, whether the first step is still to come, the momentum buffers and the f32 master
   // weights of f16 parameters (host copies). load_state_dict restores all of it, options
   // included, after checking that the state is for parameters of the same shapes and dtypes; a
   // failed load changes nothing.
-  StateDict state_dict() const;
-  void load_state_dict(const StateDict& state);
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
 
  private:
   void update(const Tensor& grad_scale, const NonFiniteFlag* skip,
-              const AccumulationWindow* window);
+              const AccumulationWindow* window) override;
+  void step_applied() override { first_step_ = false; }
 
-  std::vector<Variable> params_;
   SGDOptions options_;
-  std::vector<Tensor> master_;    // f32 masters of f16 parameters (undefined for f32 ones)
   std::vector<Tensor> momentum_;  // momentum buffers (undefined without momentum)
   bool first_step_ = true;
-  Tensor unit_scale_;  // f32 [1] = 1, for the plain step()
 };
 
 }  // namespace gradaccum::optim

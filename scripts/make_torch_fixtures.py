@@ -47,6 +47,17 @@ def save_params(model, directory):
                 p.detach().numpy().astype(np.float32))
 
 
+def train_plainly(model, opt, x, y, reduction):
+    """The plain way: step s is one full batch x[s], y[s] (L1 loss); returns the last loss."""
+    loss_fn = torch.nn.L1Loss(reduction=reduction)
+    for s in range(len(x)):
+        opt.zero_grad()
+        loss = loss_fn(model(x[s]), y[s])
+        loss.backward()
+        opt.step()
+    return loss
+
+
 def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "torch")
     torch.set_num_threads(1)
@@ -62,12 +73,7 @@ def main():
         save_params(model, os.path.join(out, "init"))
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, dampening=dampening,
                               weight_decay=wd, nesterov=nesterov)
-        loss_fn = torch.nn.L1Loss(reduction=reduction)
-        for s in range(STEPS):
-            opt.zero_grad()
-            loss = loss_fn(model(x[s]), y[s])
-            loss.backward()
-            opt.step()
+        loss = train_plainly(model, opt, x, y, reduction)
         save_params(model, os.path.join(out, "final"))
         with open(os.path.join(out, "config.txt"), "w") as f:
             f.write(f"reduction {reduction}\nlr {lr!r}\nmomentum {momentum!r}\n"

@@ -58,10 +58,12 @@ inline std::int64_t load_fixture_steps(const std::string& dir, Tensor& x, Tensor
   return batch;
 }
 
-// One optimizer step over the batch (x, y) split into micro-batches of the given sizes.
-inline optim::StepReport window_step(nn::Module& model, optim::AccumulationWindow& window,
-                                     optim::SGD& opt, const Tensor& x, const Tensor& y,
-                                     const std::vector<std::int64_t>& split, Reduction reduction) {
+// One optimizer step (optim::SGD, optim::AdamW) over the batch (x, y) split into micro-batches
+// of the given sizes.
+template <typename Optimizer>
+optim::StepReport window_step(nn::Module& model, optim::AccumulationWindow& window, Optimizer& opt,
+                              const Tensor& x, const Tensor& y,
+                              const std::vector<std::int64_t>& split, Reduction reduction) {
   nn::L1Loss loss_fn(reduction);
   window.zero_grad();
   std::int64_t begin = 0;

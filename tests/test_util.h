@@ -5,11 +5,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "core/cuda_device.h"
+#include "core/error.h"
 #include "core/random.h"
 #include "core/tensor.h"
 
@@ -24,6 +26,17 @@ namespace gradaccum::test {
                            : "gradaccum was built without CUDA support");             \
     }                                                                                 \
   } while (0)
+
+// The message of the gradaccum::Error that f throws (plain_message: no source location), or
+// "(no error)".
+inline std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return plain_message(e);
+  }
+  return "(no error)";
+}
 
 // Uniform values in [low, high) that are never exactly zero.
 inline std::vector<float> random_values(std::int64_t n, std::uint64_t seed, float low = -1.0f,

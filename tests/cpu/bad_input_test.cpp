@@ -512,7 +512,7 @@ TEST(BadInput, CountsPast2To32StayExactOverAMillionMicroBatches) {
 //   devices mixed / no device        AutogradApi.MixingDevicesInOneOpThrows,
 //                                    Tensor.CudaTensorWithoutDeviceIsAClearError,
 //                                    NonFiniteFlag.CudaFlagWithoutDeviceIsAClearError
-//   kernels' own argument checks     *.BadArgumentsAreErrors (accumulate, l1, relu, sgd)
+//   kernels' own argument checks     *.BadArgumentsAreErrors (accumulate, l1, relu, sgd, adamw)
 //   step without samples, stepping   accumulation_test.cpp Accumulation.StepWithNoSamplesThrows
 //   backward twice                   AutogradApi.BackwardTwiceThrowsBecauseTheTapeIsFreed,
 //                                    Accumulation.BackwardTwiceThrowsAndLeavesTheWindowIntact
@@ -521,6 +521,7 @@ TEST(BadInput, CountsPast2To32StayExactOverAMillionMicroBatches) {
 //                                    Accumulation.DropMicroBatch*
 //   malformed / unreadable .npy      npy_test.cpp NpyMalformed.*, NpyTest.LoadReports*
 //   SGD options                      SgdOptions.InvalidOptionsThrowInTheConstructor
+//   AdamW options, AdamW states      adamw_test.cpp AdamWOptions.*, AdamWState.AMismatchedState*
 //   counts past 2^31 (two calls)     WindowScalars.CountsAre64BitAndTheScaleIsComputedInDouble
 //   programs' flags and inputs       tests/programs/bad_input.sh
 //   device memory, OOM mid-window    tests/gpu/memory_check_listener.cpp, bad_input_gpu_test.cpp

@@ -47,14 +47,7 @@ void expect_same(const StateDict& a, const StateDict& b) {
   }
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return plain_message(e);
-  }
-  return "(no error)";
-}
+using test::message_of;
 
 TEST(StateDict, RoundTripsTextsAndTensorsThroughAFile) {
   const StateDict s = sample_state(7);

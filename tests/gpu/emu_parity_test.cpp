@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "adamw_checks.h"
 #include "core/npy.h"
 #include "kernels/accumulate.h"
 #include "kernels/l1_loss.h"
@@ -165,6 +166,28 @@ Outputs sgd_case() {
   return on_host({{"param", &param}, {"momentum_buf", &buf}, {"param_f16", &param16}});
 }
 
+Outputs adamw_case() {
+  Tensor param = on_cuda({kN}, 71), m = on_cuda({kN}, 72);
+  Tensor v = random_tensor({kN}, 73, DType::f32, Device::CUDA, 1e-3f, 1.0f);
+  Tensor vmax = random_tensor({kN}, 74, DType::f32, Device::CUDA, 1e-3f, 1.0f);
+  Tensor param16 = poisoned({kN}, DType::f16, Device::CUDA);
+  const Tensor grad = on_cuda({kN}, 75),
+               comp = random_tensor({kN}, 76, DType::f32, Device::CUDA, -1e-6f, 1e-6f);
+  const Tensor scale = Tensor::full({1}, 1.0f / 7.0f, DType::f32, Device::CUDA);
+  AdamwUpdateArgs a = adamw::args_of(param, grad, m, v);
+  a.grad_comp = &comp;
+  a.grad_scale = &scale;
+  a.max_exp_avg_sq = &vmax;
+  a.param_f16 = &param16;
+  for (std::int64_t step = 1; step <= 2; ++step)
+    adamw_update(a, AdamwHyper{3e-3, 0.9, 0.999, 1e-8, 0.05, true, step});
+  return on_host({{"param", &param},
+                  {"exp_avg", &m},
+                  {"exp_avg_sq", &v},
+                  {"max_exp_avg_sq", &vmax},
+                  {"param_f16", &param16}});
+}
+
 // ---- two training windows of the MLP, uneven micro-batches, SGD with momentum ----
 
 Outputs training_case(DType dtype, bool deterministic, const optim::WindowOptions& options) {
@@ -208,6 +231,7 @@ std::vector<ParityCase> parity_cases() {
       {"l1_loss_f16", Match::Bits, [] { return l1_case(DType::f16); }},
       {"accumulate", Match::Bits, accumulate_case},
       {"sgd_update", Match::Bits, sgd_case},
+      {"adamw_update", Match::Bits, adamw_case},
       {"train_f32_deterministic", Match::Bits,
        [] { return training_case(DType::f32, true, optim::WindowOptions()); }},
       {"train_f16_dynamic_scale", Match::Trained,
