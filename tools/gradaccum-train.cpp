@@ -1,7 +1,7 @@
 // gradaccum-train: trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) with L1 loss and
-// SGD, each step one batch of B rows split in order into micro-batches accumulated in one window.
-// The data (Fashion-MNIST, .npy files, or a synthetic task) are visited in epochs; the run can
-// be evaluated, checkpointed, stopped by a signal at a step boundary and resumed to the same
+// SGD or AdamW, each step one batch of B rows split in order into micro-batches accumulated in one
+// window. The data (Fashion-MNIST, .npy files, or a synthetic task) are visited in epochs; the run
+// can be evaluated, checkpointed, stopped by a signal at a step boundary and resumed to the same
 // bytes. Under mpirun -np N, the N processes share each batch (data parallelism: tools/world.h).
 #include <unistd.h>
 
@@ -168,11 +168,9 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
   ga::optim::WindowOptions window_options = c.window;
   window_options.process_group(world.group);  // null for world 1
   ga::optim::AccumulationWindow window(model.parameters(), window_options);
-  ga::optim::SGD opt(model.parameters(), ga::optim::SGDOptions(c.lr)
-                                             .momentum(c.momentum)
-                                             .dampening(c.dampening)
-                                             .weight_decay(c.weight_decay)
-                                             .nesterov(c.nesterov));
+  std::unique_ptr<ga::optim::Optimizer> optimizer =
+      ga::tools::make_optimizer(c, model.parameters());
+  ga::optim::Optimizer& opt = *optimizer;
   if (resumed) ga::tools::restore_training(*resumed, opt, window);
   // --batch-norm window: the window's micro-batches are kept and replayed at the step.
   std::unique_ptr<ga::optim::BatchNormReplay> replay;
@@ -236,12 +234,12 @@ int run(const TrainConfig& c, const ga::tools::World& world) {
     }
     std::printf(
         "gradaccum-train: %s %s, MLP %lld-%lld-%lld, %s, batch %lld, %s, %lld steps, L1 %s, "
-        "normalize %s, batch norm %s, graph %s\n",
+        "normalize %s, batch norm %s, %s, graph %s\n",
         ga::device_name(c.device), ga::dtype_name(c.dtype), static_cast<long long>(c.in),
         static_cast<long long>(c.hidden), static_cast<long long>(c.out), data_text.c_str(),
         static_cast<long long>(c.batch), world_text.c_str(), static_cast<long long>(total_steps),
         ga::reduction_name(c.reduction), ga::optim::normalization_name(c.window.normalization()),
-        c.batch_norm.c_str(), c.graph ? "on" : "off");
+        c.batch_norm.c_str(), c.optimizer == "adamw" ? "AdamW" : "SGD", c.graph ? "on" : "off");
     if (!c.resume_dir.empty()) {
       std::printf("resumed from %s at step %lld (epoch %lld, batch %lld)\n",
                   ga::tools::checkpoint_file(c.resume_dir).c_str(),

@@ -24,7 +24,7 @@ void prepare_checkpoint_dir(const std::string& dir) {
 }
 
 void save_checkpoint(const std::string& dir, const Arithmetic& flags, const RunPosition& p,
-                     const nn::Module& model, const optim::SGD& opt,
+                     const nn::Module& model, const optim::Optimizer& opt,
                      const optim::AccumulationWindow& window) {
   StateDict s;
   s.set_text("format", "gradaccum-train 1");
@@ -83,7 +83,8 @@ void restore_model(const Checkpoint& c, nn::Module& model) {
   model.load_state_dict(c.state.under("model."));
 }
 
-void restore_training(const Checkpoint& c, optim::SGD& opt, optim::AccumulationWindow& window) {
+void restore_training(const Checkpoint& c, optim::Optimizer& opt,
+                      optim::AccumulationWindow& window) {
   opt.load_state_dict(c.state.under("optimizer."));
   window.load_state_dict(c.state.under("window."));
 }

@@ -30,7 +30,7 @@ std::string checkpoint_file(const std::string& dir);
 // Creates DIR if needed and checks that a file can be written there (before a long run).
 void prepare_checkpoint_dir(const std::string& dir);
 void save_checkpoint(const std::string& dir, const Arithmetic& flags, const RunPosition& position,
-                     const nn::Module& model, const optim::SGD& opt,
+                     const nn::Module& model, const optim::Optimizer& opt,
                      const optim::AccumulationWindow& window);
 
 // Reads DIR/checkpoint.state and checks that it was written under the same arithmetic flags
@@ -43,6 +43,7 @@ Checkpoint load_checkpoint(const std::string& dir, const Arithmetic& flags);
 // Puts the model's parameters back (before the window and the optimizer are made, so that a
 // distributed window broadcasts them), then the optimizer's and the window's state.
 void restore_model(const Checkpoint& c, nn::Module& model);
-void restore_training(const Checkpoint& c, optim::SGD& opt, optim::AccumulationWindow& window);
+void restore_training(const Checkpoint& c, optim::Optimizer& opt,
+                      optim::AccumulationWindow& window);
 
 }  // namespace gradaccum::tools

@@ -15,7 +15,7 @@ namespace {
 const char* kUsage = R"(usage: gradaccum-train [flags]
 
 Trains Linear(in, hidden) -> ReLU -> Linear(hidden, out) (with --batch-norm, Linear ->
-BatchNorm1d -> ReLU -> Linear) with L1 loss and SGD. Each optimizer
+BatchNorm1d -> ReLU -> Linear) with L1 loss and SGD or AdamW. Each optimizer
 step takes the next batch of B rows and splits it, in order, into micro-batches whose gradients
 are accumulated into one step (divided once by the true count). The data are visited in epochs,
 in file order or shuffled; without data, a synthetic regression task makes each step's rows.
@@ -55,7 +55,14 @@ Model and step
                               does); window: the window's statistics, the big batch's step
                               (replays the micro-batches: docs/batch_norm.md; one process,
                               skip-step)                                                  [none]
-  --lr X --momentum X --weight-decay X --dampening X --nesterov                  [0.05 0.9 0 0]
+  --optimizer sgd|adamw       PyTorch's SGD or AdamW; either divides the window's sums by the
+                              true count inside its fused update                          [sgd]
+  --lr X --weight-decay X     learning rate and weight decay (AdamW's decoupled)
+                              [sgd: 0.05 0; adamw: 0.001 0.01, PyTorch's defaults]
+  --momentum X --dampening X --nesterov
+                              SGD's                                                [0.9 0 off]
+  --beta1 X --beta2 X --eps X --amsgrad
+                              AdamW's                                      [0.9 0.999 1e-8 off]
   --reduction mean|sum        L1 loss reduction                                         [mean]
   --normalize window|micro-batch
                               window: divide the window's sums once by the true count (exact);
@@ -140,6 +147,13 @@ std::vector<std::pair<std::string, std::string>> TrainConfig::arithmetic() const
                : gemm.backend == GemmBackend::Handwritten ? "handwritten"
                                                           : "vendor"},
   };
+  if (optimizer != "sgd") {
+    a.emplace_back("optimizer", optimizer);
+    a.emplace_back("beta1", exact_decimal(beta1));
+    a.emplace_back("beta2", exact_decimal(beta2));
+    a.emplace_back("eps", exact_decimal(eps));
+    a.emplace_back("amsgrad", amsgrad ? "on" : "off");
+  }
   if (batch_norm != "none") a.emplace_back("batch-norm", batch_norm);
   // The split decides the arithmetic only when each micro-batch is normalised on its own.
   if (window.normalization() == optim::Normalization::MicroBatch || batch_norm == "micro-batch") {
@@ -150,48 +164,53 @@ std::vector<std::pair<std::string, std::string>> TrainConfig::arithmetic() const
 }
 
 TrainConfig parse_train_flags(int argc, char** argv) {
-  const Flags f(argc, argv,
-                {"device",
-                 "dtype",
-                 "in",
-                 "hidden",
-                 "out",
-                 "batch",
-                 "accum",
-                 "micro-batch",
-                 "steps",
-                 "epochs",
-                 "lr",
-                 "momentum",
-                 "weight-decay",
-                 "dampening",
-                 "reduction",
-                 "normalize",
-                 "accum-mode",
-                 "loss-scale",
-                 "overflow",
-                 "gemm",
-                 "seed",
-                 "dataset",
-                 "data",
-                 "targets",
-                 "eval-data",
-                 "eval-targets",
-                 "eval-every",
-                 "load-weights",
-                 "save-weights",
-                 "checkpoint",
-                 "checkpoint-every",
-                 "resume",
-                 "log-csv",
-                 "plot",
-                 "reconstructions",
-                 "print-every",
-                 "graph",
-                 "dist-timeout",
-                 "bucket-kb",
-                 "batch-norm"},
-                {"nesterov", "deterministic", "overlap", "shuffle", "drop-last", "help"});
+  const Flags f(
+      argc, argv,
+      {"device",
+       "dtype",
+       "in",
+       "hidden",
+       "out",
+       "batch",
+       "accum",
+       "micro-batch",
+       "steps",
+       "epochs",
+       "lr",
+       "momentum",
+       "weight-decay",
+       "dampening",
+       "reduction",
+       "normalize",
+       "accum-mode",
+       "loss-scale",
+       "overflow",
+       "gemm",
+       "seed",
+       "dataset",
+       "data",
+       "targets",
+       "eval-data",
+       "eval-targets",
+       "eval-every",
+       "load-weights",
+       "save-weights",
+       "checkpoint",
+       "checkpoint-every",
+       "resume",
+       "log-csv",
+       "plot",
+       "reconstructions",
+       "print-every",
+       "graph",
+       "dist-timeout",
+       "bucket-kb",
+       "batch-norm",
+       "optimizer",
+       "beta1",
+       "beta2",
+       "eps"},
+      {"amsgrad", "nesterov", "deterministic", "overlap", "shuffle", "drop-last", "help"});
   if (f.on("help")) {
     std::fputs(kUsage, stdout);
     std::exit(0);
@@ -266,11 +285,28 @@ TrainConfig parse_train_flags(int argc, char** argv) {
         "--eval-every needs a held-out set: --dataset fashion-mnist, or --eval-data "
         "and --eval-targets");
   }
-  c.lr = f.number("lr", c.lr, 0, 1e6);
+  c.optimizer = f.choice("optimizer", "sgd", {"sgd", "adamw"});
+  const bool adamw = c.optimizer == "adamw";
+  for (const char* flag : {"momentum", "dampening", "nesterov"}) {
+    if (adamw && (f.has(flag) || f.on(flag))) {
+      throw FlagError(std::string("--") + flag + " is SGD's; --optimizer adamw has --beta1, " +
+                      "--beta2, --eps and --amsgrad");
+    }
+  }
+  for (const char* flag : {"beta1", "beta2", "eps", "amsgrad"}) {
+    if (!adamw && (f.has(flag) || f.on(flag))) {
+      throw FlagError(std::string("--") + flag + " is AdamW's: add --optimizer adamw");
+    }
+  }
+  c.lr = f.number("lr", adamw ? 1e-3 : c.lr, 0, 1e6);
   c.momentum = f.number("momentum", c.momentum, 0, 1);
-  c.weight_decay = f.number("weight-decay", c.weight_decay, 0, 1e6);
+  c.weight_decay = f.number("weight-decay", adamw ? 1e-2 : c.weight_decay, 0, 1e6);
   c.dampening = f.number("dampening", c.dampening, 0, 1);
   c.nesterov = f.on("nesterov");
+  c.beta1 = f.number("beta1", c.beta1, 0, 0.999999);
+  c.beta2 = f.number("beta2", c.beta2, 0, 0.999999);
+  c.eps = f.number("eps", c.eps, 0, 1);
+  c.amsgrad = f.on("amsgrad");
   c.reduction =
       f.choice("reduction", "mean", {"mean", "sum"}) == "sum" ? Reduction::Sum : Reduction::Mean;
   c.window.normalization(f.choice("normalize", "window", {"window", "micro-batch"}) == "window"
@@ -366,6 +402,22 @@ TrainConfig parse_train_flags(int argc, char** argv) {
     if (!on_path("gnuplot")) throw FlagError(no_gnuplot_message(flag));
   }
   return c;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
+                                                 std::vector<autograd::Variable> params) {
+  if (c.optimizer == "adamw") {
+    return std::make_unique<optim::AdamW>(std::move(params), optim::AdamWOptions(c.lr)
+                                                                 .betas(c.beta1, c.beta2)
+                                                                 .eps(c.eps)
+                                                                 .weight_decay(c.weight_decay)
+                                                                 .amsgrad(c.amsgrad));
+  }
+  return std::make_unique<optim::SGD>(std::move(params), optim::SGDOptions(c.lr)
+                                                             .momentum(c.momentum)
+                                                             .dampening(c.dampening)
+                                                             .weight_decay(c.weight_decay)
+                                                             .nesterov(c.nesterov));
 }
 
 }  // namespace gradaccum::tools

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,7 +23,10 @@ struct TrainConfig {
   std::int64_t print_every = 10, eval_every = 0, checkpoint_every = 0;
   std::int64_t accum = 1, micro = 0;  // --accum, --micro-batch (0: not given)
   double dist_timeout = 300;
+  std::string optimizer = "sgd";  // sgd or adamw
   double lr = 0.05, momentum = 0.9, weight_decay = 0, dampening = 0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // AdamW
+  bool amsgrad = false;
   bool nesterov = false, deterministic = false, graph = false;
   bool shuffle = false, drop_last = false;
   Reduction reduction = Reduction::Mean;
@@ -44,6 +48,10 @@ struct TrainConfig {
   // where (device, world size) and what is printed or saved.
   std::vector<std::pair<std::string, std::string>> arithmetic() const;
 };
+
+// The optimizer the flags describe, over `params`.
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
+                                                 std::vector<autograd::Variable> params);
 
 // Parses argv; prints the usage and exits 0 on --help.
 TrainConfig parse_train_flags(int argc, char** argv);

@@ -80,11 +80,7 @@ struct Fixture {
     reduction = cfg["reduction"] == "sum" ? Reduction::Sum : Reduction::Mean;
     options = test::adamw::options_of(cfg);
     steps = std::stoi(cfg["steps"]);
-    x = load_npy(dir + "/x.npy");
-    y = load_npy(dir + "/y.npy");
-    batch = x.size(1);
-    x = std::move(x).reshape({x.size(0) * batch, x.size(2)});
-    y = std::move(y).reshape({y.size(0) * batch, y.size(2)});
+    batch = test::load_fixture_steps(dir, x, y);
     nn::Sequential expected = test::make_mlp(5, 7, 3, 0);
     expected.load(dir + "/final");
     want = test::snapshot(expected.parameters());

@@ -191,6 +191,12 @@ expect_error "fc2.bias.npy" "$t" "${small[@]}" --load-weights "$work/weights_mis
 expect_error "fc2.weight" "$t" "${small[@]}" --load-weights "$work/weights_wrong"
 expect_error "fc1.weight.npy" "$t" "${small[@]}" --load-weights "$work/no_such_dir"
 expect_error "fc1.weight" "$t" --in 5 --hidden 3 --out 2 --batch 4 --steps 1 --load-weights "$work/weights"
+# AdamW.
+expect_error "--optimizer" "$t" --optimizer adam
+expect_error "--momentum is SGD's" "$t" --optimizer adamw --momentum 0.5
+expect_error "--beta2 is AdamW's" "$t" --beta2 0.99
+expect_error "--beta1" "$t" --optimizer adamw --beta1 1
+expect_error "--eps" "$t" --optimizer adamw --eps -1
 # BatchNorm.
 expect_error "--batch-norm" "$t" --batch-norm sometimes
 expect_error "bn.running_var.npy" "$t" "${small[@]}" --batch-norm window --load-weights "$work/bn_missing"

@@ -108,21 +108,23 @@ for dtype in $dtypes; do
     "$d/straight/checkpoint.state" "$d/kill/checkpoint.state"
 done
 
-# BatchNorm, both modes: stopped after 4 steps and resumed to 8, the same bytes as 8 steps in one
-# run, the running statistics included. Ghost batch norm leaves out the short last batch (its
-# micro-batches could hold one row, which ghost batch norm refuses).
-for bn in micro-batch window; do
-  d=$work/bn-$bn
+# BatchNorm, both modes, and AdamW: stopped after 4 steps and resumed to 8, the same bytes as 8
+# steps in one run (the running statistics, AdamW's moments and step count included). Ghost batch
+# norm leaves out the short last batch (its micro-batches could hold one row, which it refuses).
+for bn in micro-batch window "none --optimizer adamw --amsgrad"; do
+  d=$work/bn-${bn%% *}
   mkdir -p "$d"
   [[ $bn == micro-batch ]] && bn="micro-batch --drop-last"
-  run "bn-$bn-straight" "${model[@]}" --batch-norm $bn --steps 8 --checkpoint "$d/straight" \
-    --save-weights "$d/straight-w" || { fail "--batch-norm $bn: $(cat "$work/bn-$bn-straight.err")"; continue; }
-  run "bn-$bn-part" "${model[@]}" --batch-norm $bn --steps 4 --checkpoint "$d/part" &&
-    run "bn-$bn-resume" "${model[@]}" --batch-norm $bn --steps 8 --resume "$d/part" \
+  name=${bn%% *}
+  run "bn-$name-straight" "${model[@]}" --batch-norm $bn --steps 8 --checkpoint "$d/straight" \
+    --save-weights "$d/straight-w" || { fail "--batch-norm $bn: $(cat "$work/bn-$name-straight.err")"; continue; }
+  run "bn-$name-part" "${model[@]}" --batch-norm $bn --steps 4 --checkpoint "$d/part" &&
+    run "bn-$name-resume" "${model[@]}" --batch-norm $bn --steps 8 --resume "$d/part" \
       --checkpoint "$d/part" --save-weights "$d/part-w" ||
-    { fail "--batch-norm $bn: resume failed: $(cat "$work/bn-$bn-resume.err")"; continue; }
+    { fail "--batch-norm $bn: resume failed: $(cat "$work/bn-$name-resume.err")"; continue; }
   same_bytes "--batch-norm $bn: resumed at step 4: checkpoint" "$d/straight/checkpoint.state" \
     "$d/part/checkpoint.state"
+  [[ $name == none ]] && continue
   for w in bn.weight bn.bias bn.running_mean bn.running_var; do
     same_bytes "--batch-norm $bn: resumed: $w" "$d/straight-w/$w.npy" "$d/part-w/$w.npy"
   done
