@@ -49,6 +49,7 @@ constexpr SourceInfo kSources[] = {
     {GradientSource::StagnationF16, "stagnation-f16", "1, then [0.5, 1) * 2^-11 (f16 stagnation)"},
     {GradientSource::NearF16Min, "near-f16-min", "log-uniform in [2^-26, 2^-10] (fp16 underflow)"},
     {GradientSource::NearF16Max, "near-f16-max", "[0.5, 1) * 65504 (fp16 overflow)"},
+    {GradientSource::Provided, "provided", "the caller's micro-batch gradients"},
 };
 
 const ModeInfo& info(AccumMode mode) {
@@ -377,7 +378,7 @@ const std::vector<GradientSource>& all_gradient_sources() {
   static const std::vector<GradientSource> sources = [] {
     std::vector<GradientSource> v;
     for (const SourceInfo& s : kSources)
-      v.push_back(s.source);
+      if (s.source != GradientSource::Provided) v.push_back(s.source);
     return v;
   }();
   return sources;
@@ -410,6 +411,8 @@ GradientPool::GradientPool(GradientSource source, const StudyOptions& o) : sourc
                                                             << "-" << o.mlp_out << ", micro-batch "
                                                             << o.mlp_micro_batch);
   info(source);  // validates the enum
+  GA_CHECK(source != GradientSource::Provided,
+           "GradientPool: a provided source takes its values (the other constructor)");
   if (source == GradientSource::Mlp) {
     rows_ = o.pool_rows;
     elements_ = o.mlp_micro_batch * o.mlp_out;
@@ -444,12 +447,27 @@ GradientPool::GradientPool(GradientSource source, const StudyOptions& o) : sourc
           v = (0.5f + 0.5f * u) * 65504.0f;
           break;
         case GradientSource::Mlp:
+        case GradientSource::Provided:
           break;
       }
     }
   }
   cycled_from_ =
       (source == GradientSource::StagnationF32 || source == GradientSource::StagnationF16) ? 1 : 0;
+}
+
+GradientPool::GradientPool(std::vector<float> values, std::int64_t rows, std::int64_t entries,
+                           std::int64_t elements_per_micro_batch)
+    : source_(GradientSource::Provided),
+      rows_(rows),
+      entries_(entries),
+      elements_(elements_per_micro_batch),
+      values_(std::move(values)) {
+  GA_CHECK(rows >= 2 && entries >= 1 && elements_per_micro_batch >= 1,
+           "GradientPool: expected at least 2 rows, 1 entry and 1 element per micro-batch, got "
+               << rows << ", " << entries << ", " << elements_per_micro_batch);
+  GA_CHECK(static_cast<std::int64_t>(values_.size()) == rows * entries,
+           "GradientPool: " << values_.size() << " values for " << rows << " x " << entries);
 }
 
 std::int64_t GradientPool::row_of(std::int64_t i) const {

@@ -75,8 +75,10 @@ enum class GradientSource : std::uint8_t {
   StagnationF16,  // 1, then values in [0.5, 1) * 2^-11: each below half an f16 ulp of 1
   NearF16Min,     // log-uniform in [2^-26, 2^-10], around fp16's smallest normal 2^-14 = 6.1e-5
   NearF16Max,     // uniform in [0.5, 1) * 65504, up to fp16's largest finite number
+  Provided,       // the caller's (gradaccum-study: a real model's micro-batch gradients)
 };
 
+// Every source but Provided.
 const std::vector<GradientSource>& all_gradient_sources();
 // mlp, random-sign, constant, stagnation-f32, stagnation-f16, near-f16-min, near-f16-max.
 const char* gradient_source_name(GradientSource source);
@@ -107,6 +109,10 @@ class GradientPool {
  public:
   // Builds the pool (the MLP source runs options.pool_rows backward passes on the CPU).
   GradientPool(GradientSource source, const StudyOptions& options);
+  // GradientSource::Provided: `values` holds rows x entries addends (rows >= 2), each a
+  // micro-batch's gradient summed over its elements_per_micro_batch loss elements.
+  GradientPool(std::vector<float> values, std::int64_t rows, std::int64_t entries,
+               std::int64_t elements_per_micro_batch);
 
   GradientSource source() const { return source_; }
   std::int64_t rows() const { return rows_; }
