@@ -203,6 +203,8 @@ RunResult train_run(const RunSpec& s, const AutoencoderData& data) {
   r.test_l1 = test_l1(model, data.test);
   r.evals.emplace_back(s.steps, r.test_l1);
   r.parameters = flat_state(model);
+  for (const autograd::Variable& p : model.parameters())
+    r.parameter_values += static_cast<std::size_t>(p.value().numel());
   r.hash = fnv1a(r.parameters);
   r.seconds_per_step = seconds / static_cast<double>(s.steps);
   return r;
@@ -273,6 +275,18 @@ double relative_distance(const std::vector<float>& a, const std::vector<float>& 
     n += static_cast<double>(b[i]) * static_cast<double>(b[i]);
   }
   return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
+}
+
+double distance_to(const RunResult& a, const RunResult& ref, const RunResult& theta0) {
+  const std::size_t n = ref.parameter_values;
+  GA_CHECK(a.parameter_values == n && theta0.parameter_values == n,
+           "distance_to: runs of different models");
+  double d = 0, moved = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    d += std::pow(static_cast<double>(a.parameters[i]) - ref.parameters[i], 2);
+    moved += std::pow(static_cast<double>(ref.parameters[i]) - theta0.parameters[i], 2);
+  }
+  return std::sqrt(d / moved);
 }
 
 }  // namespace gradaccum::study

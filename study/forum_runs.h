@@ -57,8 +57,9 @@ struct RunResult {
   std::vector<double> losses;  // each step's training loss (the batch's mean L1)
   std::vector<std::pair<std::int64_t, double>> evals;  // (step, test L1)
   double test_l1 = 0;                                  // at the end
-  std::vector<float> parameters;  // every parameter, then the buffers, flattened
-  std::string hash;               // 64-bit FNV-1a of those bytes, in hex
+  std::vector<float> parameters;     // every parameter, then the buffers, flattened
+  std::size_t parameter_values = 0;  // how many of those are parameters (the rest: buffers)
+  std::string hash;                  // 64-bit FNV-1a of those bytes, in hex
   double seconds_per_step = 0;
 };
 
@@ -78,7 +79,10 @@ std::vector<float> micro_batch_gradients(const RunSpec& spec, const AutoencoderD
                                          std::int64_t rows, std::int64_t micro_batch,
                                          std::int64_t* entries);
 
-// Relative L2 distance ||a - b|| / ||b|| (or ||a - b|| / ||scale|| with a scale).
+// Relative L2 distance ||a - b|| / ||b||.
 double relative_distance(const std::vector<float>& a, const std::vector<float>& b);
+// How far a run's parameters (buffers left out) are from the reference's, relative to the
+// reference's own move from theta0: ||a - ref|| / ||ref - theta0||.
+double distance_to(const RunResult& a, const RunResult& ref, const RunResult& theta0);
 
 }  // namespace gradaccum::study

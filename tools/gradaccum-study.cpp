@@ -128,21 +128,36 @@ class Study {
 
   // A warm-up run's time per sample, times the samples the plan trains (window batch norm
   // counted 2.5 times, the stability sweep left out): printed before the first part.
+  // Two warm-up runs give a step's time as a + b·k (k micro-batches); the plan's runs are added
+  // up with it (window batch norm counted 2.5 times, part 2's default GEMMs as deterministic
+  // ones, the stability sweep left out) and printed before the first part.
   void estimate() {
     st::RunSpec s = base();
-    s.steps = 3;
-    const st::RunResult r = st::train_run(s, data_);
-    const double per_sample = r.seconds_per_step / static_cast<double>(c_.batch);
-    double samples = 0;
-    const double step_samples = static_cast<double>(c_.batch * c_.steps);
-    samples += step_samples * static_cast<double>(c_.ks.size() + 4);  // part 1
-    samples += static_cast<double>(c_.epochs * data_.train.size(0)) * 6.0 *
-               static_cast<double>(c_.batches.size());                               // part 2
-    samples += (step_samples + c_.batch) * static_cast<double>(c_.ks.size()) * 3.5;  // part 4
+    s.steps = 2;
+    const double t1 = st::train_run(s, data_).seconds_per_step;
+    const std::int64_t k4 = std::max<std::int64_t>(1, c_.batch / 4);
+    s.split = even_split(c_.batch, k4);
+    const double tk = st::train_run(s, data_).seconds_per_step;
+    const double per_mb =
+        std::max(0.0, (tk - t1) / static_cast<double>(std::max<std::int64_t>(1, k4 - 1)));
+    const double per_sample = std::max(0.0, t1 - per_mb) / static_cast<double>(c_.batch);
+    auto run_time = [&](double samples, double micro_batches) {
+      return samples * per_sample + micro_batches * per_mb;
+    };
+    const double steps = static_cast<double>(c_.steps), batch = static_cast<double>(c_.batch);
+    double total = 0;
+    for (std::int64_t k : c_.ks)
+      total += run_time(steps * batch, steps * static_cast<double>(k));
+    total += 4 * run_time(steps * batch, steps * 4);  // uneven splits and the naive loop
+    const double n = static_cast<double>(c_.epochs * data_.train.size(0));
+    total += 6 * static_cast<double>(c_.batches.size()) *
+             run_time(n, n / static_cast<double>(c_.micro));  // part 2: 2 optimizers x 3 rules
+    for (std::int64_t k = 1; k <= c_.batch; k *= 2)
+      total += 3.5 * run_time((steps + 1) * batch, (steps + 1) * static_cast<double>(k));
     std::printf(
-        "gradaccum-study (%s): %lld training images, estimated %.0f s of training on "
-        "this machine, plus the stability sweep to k = %lld\n",
-        c_.name.c_str(), static_cast<long long>(data_.train.size(0)), samples * per_sample * 1.2,
+        "gradaccum-study (%s): %lld training images, estimated %.0f s on this machine, plus the "
+        "stability sweep to k = %lld\n",
+        c_.name.c_str(), static_cast<long long>(data_.train.size(0)), total,
         static_cast<long long>(c_.max_k));
     std::fflush(stdout);
   }
@@ -410,6 +425,7 @@ class Study {
           "Kahan and exact accumulation stay below 1e-6 at k = " + std::to_string(c_.max_k));
     claim(at_max[st::AccumMode::F16InF16] > at_max[st::AccumMode::F16InF32],
           "accumulating fp16 gradients in fp16 is worse than in fp32");
+    report_ << "\n";
   }
 
   // ---- 4. BatchNorm? ----
@@ -426,13 +442,13 @@ class Study {
                "---: |\n";
     st::RunSpec s = base();
     std::map<std::pair<bool, std::int64_t>, st::RunResult> runs;
-    std::vector<float> theta0;
+    st::RunResult theta0;
     {
       st::RunSpec z = s;
       z.batch_norm = st::BatchNormMode::Ghost;
       z.steps = 1;
       z.lr = 0;
-      theta0 = st::train_run(z, data_).parameters;
+      theta0 = st::train_run(z, data_);
     }
     bool window_same = true, ghost_differs = false;
     std::vector<std::int64_t> ks;
@@ -454,14 +470,8 @@ class Study {
       }
     }
     auto distance = [&](bool window, std::int64_t k, std::int64_t steps) {
-      const auto& big = runs.at({false, 1 * 1000000 + steps}).parameters;
-      const auto& p = runs.at({window, k * 1000000 + steps}).parameters;
-      double d = 0, n = 0;
-      for (std::size_t i = 0; i < theta0.size(); ++i) {
-        d += std::pow(static_cast<double>(p[i]) - big[i], 2);
-        n += std::pow(static_cast<double>(big[i]) - theta0[i], 2);
-      }
-      return std::sqrt(d / n);
+      return st::distance_to(runs.at({window, k * 1000000 + steps}),
+                             runs.at({false, 1 * 1000000 + steps}), theta0);
     };
     for (std::int64_t k : ks) {
       const bool ghost = c_.batch / k >= 2;
