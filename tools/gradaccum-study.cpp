@@ -121,7 +121,7 @@ class Study {
     s.hidden = c_.hidden;
     s.batch = c_.batch;
     s.steps = c_.steps;
-    s.lr = 1.0;
+    s.lr = c_.sgd_lr;
     s.momentum = 0.9;
     return s;
   }
@@ -240,8 +240,8 @@ class Study {
     p << "'" << out_ << "/same_step.csv' using 1:" << c_.ks.size() + 2 << " with lines dt 2\n";
     plot("same_step", p.str());
 
-    report_ << "Batch " << c_.batch << ", " << c_.steps
-            << " SGD steps (lr 1, momentum 0.9), deterministic mode. gradaccum's window sums "
+    report_ << "Batch " << c_.batch << ", " << c_.steps << " SGD steps (lr " << c_.sgd_lr
+            << ", momentum 0.9), deterministic mode. gradaccum's window sums "
                "every micro-batch's loss and divides once by the window's count:\n\n"
             << "| split | final training L1 | test L1 | weights (FNV-1a) |\n| --- | ---: | ---: | "
                "--- |\n";
@@ -270,8 +270,9 @@ class Study {
           "division) hands the optimizer " +
               std::to_string(k_naive) + " times the true gradient (|g/" + std::to_string(k_naive) +
               " - g_true| / |g_true| = " + fmt("%.1e", d_naive) + ")");
-    report_ << "\nThe naive loop at lr 1 ends at test L1 " << fmt("%.4f", naive.test_l1)
-            << "; at lr 1/" << k_naive << " it ends at " << fmt("%.4f", naive_scaled.test_l1)
+    report_ << "\nThe naive loop at lr " << c_.sgd_lr << " ends at test L1 "
+            << fmt("%.4f", naive.test_l1) << "; at lr " << c_.sgd_lr << "/" << k_naive
+            << " it ends at " << fmt("%.4f", naive_scaled.test_l1)
             << " (the window: " << fmt("%.4f", big.test_l1)
             << "). Its gradient is k times too large, which is exactly why the forum's loop "
                "needed a smaller learning rate. With the division done right there is nothing to "
@@ -296,6 +297,23 @@ class Study {
       first = false;
     }
     return text + ")";
+  }
+
+  // The test L1 of the constant prediction "the mean training image".
+  double mean_image_l1() const {
+    const std::int64_t px = ga::data::kFashionMnistPixels;
+    std::vector<double> mean(static_cast<std::size_t>(px), 0.0);
+    const std::vector<float> train = data_.train.to_vector(), test = data_.test.to_vector();
+    const std::int64_t n = data_.train.size(0), m = data_.test.size(0);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < px; ++j)
+        mean[static_cast<std::size_t>(j)] += train[static_cast<std::size_t>(i * px + j)];
+    double l1 = 0;
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < px; ++j)
+        l1 += std::fabs(test[static_cast<std::size_t>(i * px + j)] -
+                        mean[static_cast<std::size_t>(j)] / static_cast<double>(n));
+    return l1 / static_cast<double>(m * px);
   }
 
   static std::string split_text(const std::vector<std::int64_t>& s) {
@@ -365,6 +383,9 @@ class Study {
     }
     p << "unset multiplot\n";
     plot("lr_scaling", p.str());
+    report_ << "\nFor scale: predicting the mean training image for every test image scores "
+            << fmt("%.4f", mean_image_l1())
+            << "; a run near that did not learn (its learning rate was too large).\n";
     report_ << "\nAt B = " << c_.batches.back() << " the best rule is, for SGD, "
             << best_rule("SGD") << ", and for AdamW, " << best_rule("AdamW") << ".\n";
     report_ << "\n![test L1 against the effective batch](lr_scaling.png)\n\n"
