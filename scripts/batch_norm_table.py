@@ -4,7 +4,7 @@ normalised with its own statistics, what every framework does) moves the trainin
 the big batch's as the number of micro-batches k grows, and what window mode (the window's
 statistics, optim::BatchNormReplay) costs.
 
-  /usr/bin/python3 scripts/batch_norm_table.py [path/to/gradaccum-train] [--hidden N]
+  /usr/bin/python3 scripts/batch_norm_table.py [path/to/gradaccum-train] [--hidden N] [--costs-only]
 
 Trains the Fashion-MNIST autoencoder 784 -> hidden -> BatchNorm1d -> ReLU -> 784 (batch 256,
 SGD lr 1, momentum 0.9) from one initialisation, for one step and for one epoch (234 full
@@ -111,6 +111,9 @@ def main():
         i = args.index("--hidden")
         HIDDEN = int(args[i + 1])
         del args[i:i + 2]
+    only_costs = "--costs-only" in args
+    if only_costs:
+        args.remove("--costs-only")
     if args:
         TRAIN = args[0]
     tmp = tempfile.mkdtemp(prefix="ga_bn_table_")
@@ -121,7 +124,8 @@ def main():
         sys.exit(f"batch_norm_table: the initial run failed: {err}")
     np.save(os.path.join(init, "bn.running_mean.npy"), np.zeros(HIDDEN, dtype=np.float32))
     np.save(os.path.join(init, "bn.running_var.npy"), np.ones(HIDDEN, dtype=np.float32))
-    distances(tmp, init)
+    if not only_costs:
+        distances(tmp, init)
     costs(tmp, init)
     shutil.rmtree(tmp)
 
