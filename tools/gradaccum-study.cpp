@@ -42,7 +42,7 @@ Answers the forum's four questions on Fashion-MNIST (784 -> hidden -> 784 autoen
 and writes DIR/report.md, DIR/*.csv, DIR/*.png (gnuplot) and DIR/claims.txt (PASS or FAIL for
 each claim the report makes; the exit status is 3 when one fails).
   --config small|full   small: 512 training images, about a minute; full: all 60,000, the
-                        report of docs/forum.md (about 15 minutes on 2 cores)        [small]
+                        report of docs/forum.md (about 3 minutes on 2 cores)         [small]
   --out DIR             where the report goes                                [build/study]
 The data: Debian's dataset-fashion-mnist, or GRADACCUM_FASHION_MNIST_DIR. Runs on the CPU.
   --help
