@@ -90,18 +90,6 @@ std::vector<float> flat_state(const nn::Module& m) {
   return out;
 }
 
-std::string fnv1a(const std::vector<float>& v) {
-  std::uint64_t h = 1469598103934665603ull;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
-  for (std::size_t i = 0; i < v.size() * sizeof(float); ++i) {
-    h ^= bytes[i];
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 // One step's micro-batches into the window (or, NaiveSum, into the plain gradients); returns
 // the batch's L1 sum.
 double accumulate_step(const RunSpec& s, nn::Sequential& model, optim::AccumulationWindow& window,
@@ -205,7 +193,7 @@ RunResult train_run(const RunSpec& s, const AutoencoderData& data) {
   r.parameters = flat_state(model);
   for (const autograd::Variable& p : model.parameters())
     r.parameter_values += static_cast<std::size_t>(p.value().numel());
-  r.hash = fnv1a(r.parameters);
+  r.hash = fnv1a_hex(r.parameters.data(), r.parameters.size() * sizeof(float));
   r.seconds_per_step = seconds / static_cast<double>(s.steps);
   return r;
 }
@@ -264,6 +252,18 @@ std::vector<float> micro_batch_gradients(const RunSpec& spec, const AutoencoderD
     }
   }
   return out;
+}
+
+std::string fnv1a_hex(const void* data, std::size_t bytes) {
+  std::uint64_t h = 1469598103934665603ull;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < bytes; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 double relative_distance(const std::vector<float>& a, const std::vector<float>& b) {

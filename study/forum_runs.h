@@ -79,6 +79,9 @@ std::vector<float> micro_batch_gradients(const RunSpec& spec, const AutoencoderD
                                          std::int64_t rows, std::int64_t micro_batch,
                                          std::int64_t* entries);
 
+// The 64-bit FNV-1a hash of `bytes` bytes, 16 hex digits (the weight hashes of the report).
+std::string fnv1a_hex(const void* data, std::size_t bytes);
+
 // Relative L2 distance ||a - b|| / ||b||.
 double relative_distance(const std::vector<float>& a, const std::vector<float>& b);
 // How far a run's parameters (buffers left out) are from the reference's, relative to the

@@ -318,7 +318,7 @@ class Study {
           std::ifstream in(dir + "/" + f + ".npy", std::ios::binary);
           bytes += std::string(std::istreambuf_iterator<char>(in), {});
         }
-        hash = fnv1a_text(bytes);
+        hash = st::fnv1a_hex(bytes.data(), bytes.size());
       }
       hashes.push_back(hash);
       report_ << "| " << world << " × " << 8 / world << " | `" << hash << "` |\n";
@@ -327,17 +327,6 @@ class Study {
     claim(hashes[0] == hashes[1] && hashes[0] == hashes[2] && hashes[0].size() == 16,
           "world 1 × 8, 2 × 4 and 4 × 2 micro-batches train to the same bytes under mpirun");
     report_ << "\n";
-  }
-
-  static std::string fnv1a_text(const std::string& bytes) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : bytes) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
   }
 
   // "linear (test L1 0.3177, against 0.3527 constant and 0.3432 sqrt)".
