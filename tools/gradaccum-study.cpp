@@ -564,12 +564,44 @@ class Study {
     std::ostringstream p;
     p << "set terminal pngcairo size 800,500\nset output '" << out_
       << "/batch_norm.png'\nset logscale x 2\nset xlabel 'micro-batches per step (k)'\nset "
-         "ylabel 'distance to the big batch'\nset datafile separator ','\nset key autotitle "
-         "columnhead\nplot '"
-      << out_ << "/batch_norm.csv' using 1:2 with linespoints, '' using 1:4 with linespoints, "
-      << "'' using 1:3 with linespoints, '' using 1:5 with linespoints\n";
+         "ylabel 'distance to the big batch'\nset datafile separator ','\nset key noenhanced\n"
+      << "plot '" << out_
+      << "/batch_norm.csv' every ::1 using 1:2 with linespoints title 'ghost, 1 step', '' every "
+         "::1 using 1:4 with linespoints title 'ghost, end', '' every ::1 using 1:3 with "
+         "linespoints title 'window, 1 step', '' every ::1 using 1:5 with linespoints title "
+         "'window, end'\n";
     plot("batch_norm", p.str());
-    report_ << "\n![distance to the big batch against k](batch_norm.png)\n\n";
+    // The training curves: ghost at every k it takes, window at the largest k (its curve is the
+    // big batch's, the same bytes at every k).
+    std::ofstream curves(out_ + "/batch_norm_curves.csv");
+    curves << "step";
+    std::vector<std::pair<bool, std::int64_t>> curve_runs;
+    for (std::int64_t k : ks) {
+      if (c_.batch / k >= 2) curve_runs.emplace_back(false, k);
+    }
+    curve_runs.emplace_back(true, ks.back());
+    for (const auto& [window, k] : curve_runs)
+      curves << "," << (window ? "window k=" : "ghost k=") << k;
+    curves << "\n";
+    for (std::int64_t i = 0; i < c_.steps; ++i) {
+      curves << i + 1;
+      for (const auto& [window, k] : curve_runs)
+        curves << ","
+               << runs.at({window, k * 1000000 + c_.steps}).losses[static_cast<std::size_t>(i)];
+      curves << "\n";
+    }
+    curves.close();
+    std::ostringstream q;
+    q << "set terminal pngcairo size 800,500\nset output '" << out_
+      << "/batch_norm_curves.png'\nset xlabel 'step'\nset ylabel 'training L1'\nset logscale "
+         "y\nset datafile separator ','\nset key noenhanced autotitle columnhead\nplot ";
+    for (std::size_t j = 0; j < curve_runs.size(); ++j) {
+      q << "'" << out_ << "/batch_norm_curves.csv' using 1:" << j + 2 << " with lines"
+        << (curve_runs[j].first ? " lw 3 dt 2" : "") << (j + 1 < curve_runs.size() ? ", " : "\n");
+    }
+    plot("batch_norm_curves", q.str());
+    report_ << "\n![distance to the big batch against k](batch_norm.png)\n\n"
+            << "![training loss, ghost at each k and window](batch_norm_curves.png)\n\n";
     claim(ghost_differs,
           "ghost batch norm (each micro-batch's own statistics) moves the step away "
           "from the big batch's");

@@ -32,7 +32,7 @@ if [[ $claims == "$want" ]] && ! grep -q '^FAIL' "$work/out/claims.txt"; then
 else
   fail "claims: $(cat "$work/out/claims.txt" 2>/dev/null)"
 fi
-for f in report.md same_step.png lr_scaling.png how_far.png batch_norm.png; do
+for f in report.md same_step.png lr_scaling.png how_far.png batch_norm.png batch_norm_curves.png; do
   [[ -s $work/out/$f ]] || fail "$f was not written"
 done
 grep -q '^## 4. Is it only the BatchNorm layers?' "$work/out/report.md" || fail "report: no part 4"
