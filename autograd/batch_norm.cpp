@@ -18,6 +18,21 @@ BatchNormWindowSums::BatchNormWindowSums(std::int64_t channels, Device device)
       sum_dy(Tensor::zeros({channels}, DType::f32, device)),
       sum_dy_xhat(Tensor::zeros({channels}, DType::f32, device)) {}
 
+BatchNormWindowSums BatchNormWindowSums::of_batch(const Tensor& dy, const Tensor& x,
+                                                  const BatchNormStatistics& statistics) {
+  BatchNormWindowSums sums(x.shape()[1], x.device());
+  batch_norm_sum_backward(dy, x, statistics.mean, statistics.invstd, sums.exact_dy,
+                          sums.exact_dy_xhat, &sums.nonfinite);
+  sums.round();
+  return sums;
+}
+
+void BatchNormWindowSums::round() {
+  // A sum is its own mean over a count of 1: the rounding with NaN under the flag.
+  batch_norm_mean(exact_dy, 1, &nonfinite, sum_dy);
+  batch_norm_mean(exact_dy_xhat, 1, &nonfinite, sum_dy_xhat);
+}
+
 namespace {
 
 // An f32 view of a [C] parameter: the value itself, or an f32 copy of an f16 one.
@@ -79,8 +94,6 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
     if (dy == nullptr) return;
     const Tensor& mean = statistics->mean;
     const Tensor& invstd = statistics->invstd;
-    const std::int64_t channels = xd->value.shape()[1];
-    const Device device = xd->value.device();
     const F32Param w(wd ? &wd->value : nullptr);
     BatchNormWindowSums* window = rule.window.get();
     using Rule = BatchNormBackward::Rule;
@@ -100,22 +113,14 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
         });
         if (!wd) return;
         // dweight and dbias still need this batch's sums.
-        BatchNormWindowSums sums(channels, device);
-        batch_norm_sum_backward(*dy, xd->value, mean, invstd, sums.exact_dy, sums.exact_dy_xhat,
-                                &sums.nonfinite);
-        batch_norm_mean(sums.exact_dy, 1, &sums.nonfinite, sums.sum_dy);
-        batch_norm_mean(sums.exact_dy_xhat, 1, &sums.nonfinite, sums.sum_dy_xhat);
+        const BatchNormWindowSums sums = BatchNormWindowSums::of_batch(*dy, xd->value, *statistics);
         ctx.add_to_leaf(*wd, sums.sum_dy_xhat);
         ctx.add_to_leaf(*bd, sums.sum_dy);
         return;
       }
       case Rule::Batch: {
         // This batch's sums, exact, each rounded once (NaN when a term was not finite).
-        BatchNormWindowSums sums(channels, device);
-        batch_norm_sum_backward(*dy, xd->value, mean, invstd, sums.exact_dy, sums.exact_dy_xhat,
-                                &sums.nonfinite);
-        batch_norm_mean(sums.exact_dy, 1, &sums.nonfinite, sums.sum_dy);
-        batch_norm_mean(sums.exact_dy_xhat, 1, &sums.nonfinite, sums.sum_dy_xhat);
+        const BatchNormWindowSums sums = BatchNormWindowSums::of_batch(*dy, xd->value, *statistics);
         const BatchNormBackwardSums s{&sums.sum_dy, &sums.sum_dy_xhat, xd->value.shape()[0]};
         ctx.write_grad(*xd, [&](Tensor& dx, GradientMode mode) {
           batch_norm_backward_input(*dy, xd->value, mean, invstd, w.ptr, s, dx, mode);

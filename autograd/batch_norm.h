@@ -37,6 +37,12 @@ struct BatchNormPass {
 // A layer's backward sums over a window (f32 [C] once rounded; exact while collected).
 struct BatchNormWindowSums {
   BatchNormWindowSums(std::int64_t channels, Device device);
+  // The sums of one batch's backward (the Batch and Constant rules): exact, then rounded.
+  static BatchNormWindowSums of_batch(const Tensor& dy, const Tensor& x,
+                                      const BatchNormStatistics& statistics);
+  // sum_dy and sum_dy_xhat from the exact sums, each rounded once (NaN where a term was not
+  // finite, so that the step is skipped).
+  void round();
   ExactSum exact_dy;
   ExactSum exact_dy_xhat;
   NonFiniteFlag nonfinite;

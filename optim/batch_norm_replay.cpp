@@ -136,10 +136,7 @@ void BatchNormReplay::run_backward_passes() {
              "BatchNormReplay: the loss's backward does not reach a "
              "BatchNorm1d layer of the model (is its output used?)");
     BatchNormReplayState& r = *collected->replay();
-    autograd::BatchNormWindowSums& s = *r.sums;
-    // Rounded once (NaN where a term was not finite, which the step then skips).
-    batch_norm_mean(s.exact_dy, 1, &s.nonfinite, s.sum_dy);
-    batch_norm_mean(s.exact_dy_xhat, 1, &s.nonfinite, s.sum_dy_xhat);
+    r.sums->round();
     r.sums_known = true;
   }
 }
